@@ -1,0 +1,306 @@
+"""The storage contract: :class:`QueueStore` and :class:`AttemptStore`.
+
+Everything above this seam (``PersistentQueue``, the worker, the retry layer,
+the CLI) talks to these protocols only. An engine implements both, ships a
+``Backend`` pair for the URL registry, and proves itself with the conformance
+suite in :mod:`localqueue.testing`.
+
+Shared rules for every method:
+
+* Queue names, delays, timeouts and limits are checked first with
+  :mod:`localqueue.validation`; a rejected call raises a
+  :class:`~localqueue.errors.ValidationError` and changes nothing.
+* Times are Unix seconds from the store's clock (injectable where the store
+  declares :attr:`Capability.INJECTABLE_CLOCK`).
+* A message is *available* when it is not dead and either ready with
+  ``available_at <= now``, or leased with an expired lease.
+* Delivery order among available messages: higher ``priority`` first, then
+  earlier ``available_at``, then earlier ``put``.
+* ``lease_token`` arguments: when given, the call acts only if the message is
+  still held under that token (nobody leased it since, and it was not acked,
+  released or dead-lettered). ``None`` is the operator's override that acts on
+  the message in whatever state it is. Calls that act on one message return
+  ``False`` when there was nothing to act on; they never raise for that.
+* Engine errors are mapped onto :mod:`localqueue.errors`; lock contention is
+  retried until the store's timeout before
+  :class:`~localqueue.errors.QueueStoreLockedError` is raised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Literal, Protocol, runtime_checkable
+
+from localqueue._models import Capability, QueueMessage, QueueStats, RetryRecord
+from localqueue.serializers import Serializer
+from localqueue.urls import StoreURL
+
+__all__ = [
+    "AttemptStore",
+    "Backend",
+    "Clock",
+    "PurgeTarget",
+    "QueueStore",
+]
+
+Clock = Callable[[], float]
+"""A callable returning the current Unix time in seconds."""
+
+PurgeTarget = Literal["ready", "dead", "all"]
+"""What :meth:`QueueStore.purge` removes."""
+
+
+@runtime_checkable
+class QueueStore(Protocol):
+    """Durable storage for many named queues of messages."""
+
+    capabilities: frozenset[Capability]
+    """The optional properties this store has."""
+    serializer: Serializer
+    """The codec the layers above use to encode new values for this store."""
+
+    def put(
+        self,
+        queue: str,
+        payload: bytes,
+        *,
+        codec: str,
+        delay: float = 0.0,
+        priority: int = 0,
+        dedup_key: str | None = None,
+    ) -> QueueMessage:
+        """Store one message, durably before returning.
+
+        Args:
+            queue: The queue's name.
+            payload: The serialised value.
+            codec: Name of the serializer that wrote ``payload``.
+            delay: Seconds before the message becomes available.
+            priority: Higher is delivered first.
+            dedup_key: When a message with this key is still stored in the queue
+                (in any state), nothing is stored and that message is returned.
+
+        Returns:
+            The stored message (or the existing one, for a duplicate ``dedup_key``).
+        """
+        ...
+
+    def put_many(
+        self,
+        queue: str,
+        payloads: Sequence[bytes],
+        *,
+        codec: str,
+        delay: float = 0.0,
+        priority: int = 0,
+    ) -> list[QueueMessage]:
+        """Store several messages atomically: all of them, or none on error.
+
+        Returns:
+            The stored messages, in the order given; ``[]`` for an empty batch.
+        """
+        ...
+
+    def lease(
+        self,
+        queue: str,
+        *,
+        lease_timeout: float,
+        leased_by: str | None = None,
+        limit: int = 1,
+    ) -> list[QueueMessage]:
+        """Lease up to ``limit`` available messages, in delivery order.
+
+        Each leased message becomes ``INFLIGHT`` with ``attempts`` incremented,
+        ``leased_until = now + lease_timeout``, ``leased_by`` recorded and a new
+        ``lease_token``. Other consumers cannot lease it until the lease ends.
+        Atomic: two concurrent calls never lease the same message.
+
+        Returns:
+            The leased messages; ``[]`` when none is available (never blocks).
+        """
+        ...
+
+    def wait(self, queue: str, timeout: float) -> None:
+        """Block until a message may have become available in ``queue``, at most ``timeout`` s.
+
+        Returns early after a ``put``, ``release`` or ``requeue_dead`` on the
+        queue, and by the time a delayed message or an expired lease becomes
+        available. Stores that cannot be notified poll; spurious early returns
+        are allowed. Callers re-check with :meth:`lease`.
+        """
+        ...
+
+    def ack(self, queue: str, message_id: str, *, lease_token: str | None = None) -> bool:
+        """Delete a message for good.
+
+        Returns:
+            Whether a message was deleted (``False``: unknown id or lease not held).
+        """
+        ...
+
+    def ack_many(self, queue: str, leases: Sequence[tuple[str, str | None]]) -> int:
+        """Delete several messages atomically, each given as ``(message_id, lease_token)``.
+
+        Returns:
+            How many were deleted; pairs whose lease is not held are skipped.
+        """
+        ...
+
+    def release(
+        self,
+        queue: str,
+        message_id: str,
+        *,
+        lease_token: str | None = None,
+        delay: float = 0.0,
+        error: str | None = None,
+    ) -> bool:
+        """Make a non-dead message ``READY`` again after ``delay`` seconds, ending its lease.
+
+        ``attempts`` is kept. When ``error`` is given it is recorded as
+        ``last_error`` with ``failed_at = now``.
+
+        Returns:
+            Whether a message was released.
+        """
+        ...
+
+    def extend(
+        self, queue: str, message_id: str, *, lease_token: str, lease_timeout: float
+    ) -> bool:
+        """Set the lease of a held message to end ``lease_timeout`` seconds from now.
+
+        Returns:
+            Whether the lease is (still) held and was extended.
+        """
+        ...
+
+    def dead_letter(
+        self,
+        queue: str,
+        message_id: str,
+        *,
+        lease_token: str | None = None,
+        error: str | None = None,
+    ) -> bool:
+        """Move a non-dead message to dead-letter storage, recording ``error`` and ``failed_at``.
+
+        Returns:
+            Whether a message was dead-lettered.
+        """
+        ...
+
+    def requeue_dead(self, queue: str, message_ids: Sequence[str] | None = None) -> int:
+        """Return dead letters to ``READY`` with ``attempts`` reset to 0, available now.
+
+        ``last_error`` and ``failed_at`` are kept for the record.
+
+        Args:
+            queue: The queue's name.
+            message_ids: The dead letters to requeue; ``None`` requeues all of them.
+
+        Returns:
+            How many messages were requeued (ids that are not dead letters are skipped).
+        """
+        ...
+
+    def purge(self, queue: str, target: PurgeTarget = "ready") -> int:
+        """Delete messages: ``"ready"`` (ready and delayed, not leased), ``"dead"``, or ``"all"``.
+
+        Returns:
+            How many messages were deleted.
+        """
+        ...
+
+    def peek(self, queue: str) -> QueueMessage | None:
+        """The message :meth:`lease` would return next, without leasing it; ``None`` if none."""
+        ...
+
+    def inspect(self, queue: str, message_id: str) -> QueueMessage | None:
+        """One message by id, in any state; ``None`` if it is not stored."""
+        ...
+
+    def dead_letters(self, queue: str, *, limit: int | None = None) -> list[QueueMessage]:
+        """Dead letters of a queue, oldest failure first; ``[]`` if none."""
+        ...
+
+    def stats(self, queue: str) -> QueueStats:
+        """Counts of the queue's messages by effective state (zeros for an unknown queue)."""
+        ...
+
+    def queues(self) -> list[str]:
+        """Names of the queues holding at least one message, sorted."""
+        ...
+
+    def close(self) -> None:
+        """Release the store's resources.
+
+        Idempotent; other calls then raise :class:`~localqueue.errors.StoreClosedError`.
+        """
+        ...
+
+
+@runtime_checkable
+class AttemptStore(Protocol):
+    """Durable retry budgets: an attempt counter and failure record per key."""
+
+    capabilities: frozenset[Capability]
+    """The optional properties this store has."""
+
+    def get_record(self, key: str) -> RetryRecord | None:
+        """The record of ``key``; ``None`` if it has none."""
+        ...
+
+    def begin_attempt(self, key: str) -> RetryRecord:
+        """Atomically count one more attempt for ``key``, creating its record if needed.
+
+        Called before the attempt runs, so an attempt that crashes the process
+        still counts.
+
+        Returns:
+            The record after the increment.
+        """
+        ...
+
+    def record_failure(
+        self, key: str, error: str | None, *, exhausted: bool = False
+    ) -> RetryRecord | None:
+        """Record the latest failure of ``key``; ``exhausted=True`` marks its budget spent.
+
+        A record once exhausted stays exhausted until :meth:`reset`.
+
+        Returns:
+            The updated record; ``None`` if ``key`` has no record.
+        """
+        ...
+
+    def reset(self, key: str) -> bool:
+        """Forget ``key``'s record.
+
+        Returns:
+            Whether a record was deleted.
+        """
+        ...
+
+    def close(self) -> None:
+        """Release the store's resources. Idempotent."""
+        ...
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What a URL scheme resolves to: openers for both store kinds.
+
+    Each backend reads its own options with ``url.options(SPEC)``, which
+    raises :class:`~localqueue.errors.InvalidOptionError` for unknown keys.
+    ``clock`` is only passed to backends declaring ``INJECTABLE_CLOCK``.
+    """
+
+    def open_queue_store(self, url: StoreURL, *, clock: Clock | None = None) -> QueueStore:
+        """Open the queue store the URL names."""
+        ...
+
+    def open_attempt_store(self, url: StoreURL, *, clock: Clock | None = None) -> AttemptStore:
+        """Open the attempt store the URL names."""
+        ...

@@ -1,0 +1,190 @@
+"""Backends by URL scheme.
+
+Look-up order for a scheme: a runtime :func:`register` call, then the
+built-in table below (imported lazily, so ``import localqueue`` needs no
+optional extra), then the ``localqueue.backends`` entry-point group, which is
+only read when a scheme is missing. A plugin module is imported only when its
+scheme is used.
+
+A third-party package registers a scheme in its ``pyproject.toml``::
+
+    [project.entry-points."localqueue.backends"]
+    mydb = "localqueue_mydb:backend"
+
+where ``backend`` is any object with ``open_queue_store`` and
+``open_attempt_store`` (see :class:`~localqueue.protocols.Backend`);
+:class:`ClassBackend` builds one from two classes with ``from_url``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import os
+import threading
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Any, Protocol
+
+from localqueue.errors import BackendNotInstalledError, ConfigurationError, UnknownBackendError
+from localqueue.protocols import AttemptStore, Backend, Clock, QueueStore
+from localqueue.urls import StoreURL
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "ClassBackend",
+    "available_schemes",
+    "get_backend",
+    "open_attempt_store",
+    "open_queue_store",
+    "register",
+]
+
+ENTRY_POINT_GROUP = "localqueue.backends"
+
+# scheme -> ("module:attribute", install hint when its import fails)
+_BUILTIN: dict[str, tuple[str, str | None]] = {
+    "memory": ("localqueue.stores.memory:backend", None),
+    "sqlite": ("localqueue.stores.sqlite:backend", None),
+    "lmdb": ("localqueue.stores.lmdb:backend", "pip install 'localqueue[lmdb]'"),
+}
+
+# Well-known plugin schemes, so a missing plugin gets an install hint, not a shrug.
+_PLUGIN_HINTS: dict[str, str] = {
+    "postgresql": "pip install localqueue-postgres",
+    "postgres": "pip install localqueue-postgres",
+    "redis": "pip install localqueue-redis",
+    "rediss": "pip install localqueue-redis",
+}
+
+_registered: dict[str, Backend | str] = {}
+_loaded: dict[str, Backend] = {}
+_lock = threading.Lock()
+
+
+class _FromUrl(Protocol):
+    @classmethod
+    def from_url(cls, url: StoreURL, *, clock: Clock | None = None) -> Any: ...
+
+
+@dataclass(frozen=True)
+class ClassBackend:
+    """A backend made of a queue-store class and an attempt-store class.
+
+    Both classes provide ``from_url(url: StoreURL, *, clock=None)``.
+    """
+
+    queue_store: type[_FromUrl]
+    attempt_store: type[_FromUrl]
+
+    def open_queue_store(self, url: StoreURL, *, clock: Clock | None = None) -> QueueStore:
+        """Open the queue store ``url`` names."""
+        store: QueueStore = self.queue_store.from_url(url, clock=clock)
+        return store
+
+    def open_attempt_store(self, url: StoreURL, *, clock: Clock | None = None) -> AttemptStore:
+        """Open the attempt store ``url`` names."""
+        store: AttemptStore = self.attempt_store.from_url(url, clock=clock)
+        return store
+
+
+def register(scheme: str, backend: Backend | str, *, replace: bool = False) -> None:
+    """Make ``scheme`` resolve to ``backend`` in this process.
+
+    Args:
+        scheme: The URL scheme, e.g. ``"mydb"``.
+        backend: A backend object, or a lazy ``"module:attribute"`` reference to one.
+        replace: Allow replacing a different backend already registered for ``scheme``.
+
+    Raises:
+        ConfigurationError: ``scheme`` is registered to something else and ``replace``
+            is false, or the scheme is not a valid URL scheme.
+    """
+    key = scheme.lower()
+    if not key.isascii() or not key.replace("+", "").replace("-", "").replace(".", "").isalnum():
+        raise ConfigurationError(f"invalid URL scheme {scheme!r}")
+    with _lock:
+        current = _registered.get(key)
+        if current is not None and current != backend and not replace:
+            raise ConfigurationError(
+                f"scheme {key!r} is already registered to {current!r}; pass replace=True"
+            )
+        _registered[key] = backend
+        _loaded.pop(key, None)
+
+
+def _entry_point_targets() -> dict[str, str]:
+    return {ep.name.lower(): ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def available_schemes() -> list[str]:
+    """Every scheme that resolves here: registered, built in, or from entry points."""
+    return sorted(set(_registered) | set(_BUILTIN) | set(_entry_point_targets()))
+
+
+def _import_target(scheme: str, target: str, hint: str | None) -> Backend:
+    module_name, _, attribute = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        if hint is not None:
+            raise BackendNotInstalledError(scheme, hint) from exc
+        raise
+    backend: Backend = getattr(module, attribute) if attribute else module
+    return backend
+
+
+def get_backend(scheme: str) -> Backend:
+    """Resolve a scheme to its backend.
+
+    Raises:
+        BackendNotInstalledError: The scheme is known but its package or extra is missing.
+        UnknownBackendError: Nothing provides the scheme.
+    """
+    key = scheme.lower()
+    with _lock:
+        cached = _loaded.get(key)
+        registered = _registered.get(key)
+    if cached is not None:
+        return cached
+    if registered is not None:
+        if isinstance(registered, str):
+            backend = _import_target(key, registered, None)
+        else:
+            backend = registered
+    elif key in _BUILTIN:
+        target, hint = _BUILTIN[key]
+        backend = _import_target(key, target, hint)
+    else:
+        target_from_ep = _entry_point_targets().get(key)
+        if target_from_ep is not None:
+            backend = _import_target(key, target_from_ep, _PLUGIN_HINTS.get(key))
+        elif key in _PLUGIN_HINTS:
+            raise BackendNotInstalledError(key, _PLUGIN_HINTS[key])
+        else:
+            known = available_schemes()
+            close = difflib.get_close_matches(key, [*known, *_PLUGIN_HINTS], n=1)
+            raise UnknownBackendError(key, known, close[0] if close else None)
+    with _lock:
+        _loaded[key] = backend
+    return backend
+
+
+def open_queue_store(url: str | os.PathLike[str], *, clock: Clock | None = None) -> QueueStore:
+    """Open the queue store a URL (or a plain SQLite path) names.
+
+    Raises:
+        ConfigurationError: The URL, its scheme or an option is invalid.
+    """
+    parsed = StoreURL.parse(url)
+    return get_backend(parsed.scheme).open_queue_store(parsed, clock=clock)
+
+
+def open_attempt_store(url: str | os.PathLike[str], *, clock: Clock | None = None) -> AttemptStore:
+    """Open the attempt store a URL (or a plain SQLite path) names.
+
+    Raises:
+        ConfigurationError: The URL, its scheme or an option is invalid.
+    """
+    parsed = StoreURL.parse(url)
+    return get_backend(parsed.scheme).open_attempt_store(parsed, clock=clock)

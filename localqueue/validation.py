@@ -1,0 +1,182 @@
+"""Argument checks shared by every store, so each rejects bad input the same way.
+
+Stores call these before touching storage, so a rejected call changes
+nothing. Third-party backends should call them too; the conformance suite
+checks that they do.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+
+from localqueue.errors import InvalidQueueNameError, PayloadTooLargeError, ValidationError
+
+__all__ = [
+    "MAX_BATCH",
+    "MAX_ERROR_LENGTH",
+    "MAX_KEY_LENGTH",
+    "MAX_PAYLOAD_BYTES",
+    "MAX_PRIORITY",
+    "MIN_PRIORITY",
+    "QUEUE_NAME_PATTERN",
+    "check_batch",
+    "check_dedup_key",
+    "check_delay",
+    "check_error",
+    "check_lease_timeout",
+    "check_limit",
+    "check_message_ids",
+    "check_payload",
+    "check_priority",
+    "check_purge_target",
+    "check_queue_name",
+    "check_retry_key",
+    "check_timeout",
+    "check_worker_id",
+]
+
+QUEUE_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
+"""Queue names: 1 to 128 characters, letters, digits, ``_ . : -``, starting alphanumeric."""
+MAX_PAYLOAD_BYTES = 16 * 1024 * 1024
+"""Largest serialised value accepted by ``put`` (16 MiB). Store big blobs elsewhere."""
+MAX_BATCH = 10_000
+"""Most messages one ``put_many``, ``lease`` or ``ack_many`` call handles."""
+MIN_PRIORITY = -(2**31)
+MAX_PRIORITY = 2**31 - 1
+MAX_KEY_LENGTH = 512
+"""Longest dedup key, retry key or worker id."""
+MAX_ERROR_LENGTH = 8192
+"""Recorded errors longer than this are truncated (never rejected)."""
+
+
+def check_queue_name(name: object) -> str:
+    """Return ``name`` if it is a valid queue name.
+
+    Raises:
+        InvalidQueueNameError: It is not a string matching :data:`QUEUE_NAME_PATTERN`.
+    """
+    if not isinstance(name, str):
+        raise InvalidQueueNameError(name, "must be a string")
+    if QUEUE_NAME_PATTERN.fullmatch(name) is None:
+        raise InvalidQueueNameError(
+            name,
+            "use 1-128 letters, digits, '_', '.', ':' or '-', starting with a letter or digit",
+        )
+    return name
+
+
+def _check_seconds(what: str, value: object, *, allow_zero: bool) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValidationError(f"{what} must be a number of seconds, not {type(value).__name__}")
+    seconds = float(value)
+    if not math.isfinite(seconds):
+        raise ValidationError(f"{what} must be finite, got {value!r}")
+    if seconds < 0 or (seconds == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValidationError(f"{what} must be {bound}, got {value!r}")
+    return seconds
+
+
+def check_delay(delay: object) -> float:
+    """Return ``delay`` as float seconds; it must be finite and ``>= 0``."""
+    return _check_seconds("delay", delay, allow_zero=True)
+
+
+def check_lease_timeout(lease_timeout: object) -> float:
+    """Return ``lease_timeout`` as float seconds; it must be finite and ``> 0``."""
+    return _check_seconds("lease_timeout", lease_timeout, allow_zero=False)
+
+
+def check_timeout(timeout: object) -> float:
+    """Return a wait ``timeout`` as float seconds; it must be finite and ``>= 0``."""
+    return _check_seconds("timeout", timeout, allow_zero=True)
+
+
+def check_priority(priority: object) -> int:
+    """Return ``priority`` if it is an int in the signed 32-bit range."""
+    if isinstance(priority, bool) or not isinstance(priority, int):
+        raise ValidationError(f"priority must be an int, not {type(priority).__name__}")
+    if not MIN_PRIORITY <= priority <= MAX_PRIORITY:
+        raise ValidationError(f"priority must be within [{MIN_PRIORITY}, {MAX_PRIORITY}]")
+    return priority
+
+
+def check_limit(limit: object) -> int:
+    """Return a batch ``limit`` if it is an int within ``1..MAX_BATCH``."""
+    if isinstance(limit, bool) or not isinstance(limit, int):
+        raise ValidationError(f"limit must be an int, not {type(limit).__name__}")
+    if not 1 <= limit <= MAX_BATCH:
+        raise ValidationError(f"limit must be within [1, {MAX_BATCH}], got {limit}")
+    return limit
+
+
+def _check_key(what: str, key: object) -> str:
+    if not isinstance(key, str):
+        raise ValidationError(f"{what} must be a string, not {type(key).__name__}")
+    if not key or len(key) > MAX_KEY_LENGTH:
+        raise ValidationError(f"{what} must have 1 to {MAX_KEY_LENGTH} characters")
+    return key
+
+
+def check_dedup_key(key: object) -> str | None:
+    """Return a dedup key (or ``None``); a key is a 1-512 character string."""
+    return None if key is None else _check_key("dedup_key", key)
+
+
+def check_worker_id(worker_id: object) -> str | None:
+    """Return a worker id (or ``None``); an id is a 1-512 character string."""
+    return None if worker_id is None else _check_key("leased_by", worker_id)
+
+
+def check_retry_key(key: object) -> str:
+    """Return a retry key; it is a 1-512 character string."""
+    return _check_key("retry key", key)
+
+
+def check_payload(payload: object) -> bytes:
+    """Return ``payload`` if it is bytes no larger than :data:`MAX_PAYLOAD_BYTES`."""
+    if not isinstance(payload, bytes):
+        raise ValidationError(f"payload must be bytes, not {type(payload).__name__}")
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise PayloadTooLargeError(len(payload), MAX_PAYLOAD_BYTES)
+    return payload
+
+
+def check_batch(payloads: object) -> list[bytes]:
+    """Return the payloads of a ``put_many`` call, each checked, at most :data:`MAX_BATCH`."""
+    if isinstance(payloads, bytes | str) or not isinstance(payloads, Sequence):
+        raise ValidationError("payloads must be a sequence of bytes")
+    if len(payloads) > MAX_BATCH:
+        raise ValidationError(f"a batch holds at most {MAX_BATCH} messages, got {len(payloads)}")
+    return [check_payload(p) for p in payloads]
+
+
+def check_error(error: object) -> str | None:
+    """Return an error text to record, truncated to :data:`MAX_ERROR_LENGTH` characters."""
+    if error is None:
+        return None
+    if not isinstance(error, str):
+        raise ValidationError(f"error must be a string, not {type(error).__name__}")
+    if len(error) > MAX_ERROR_LENGTH:
+        return error[: MAX_ERROR_LENGTH - 15] + "... [truncated]"
+    return error
+
+
+def check_purge_target(target: object) -> str:
+    """Return a ``purge`` target: ``"ready"``, ``"dead"`` or ``"all"``."""
+    if target not in ("ready", "dead", "all"):
+        raise ValidationError(f"purge target must be 'ready', 'dead' or 'all', not {target!r}")
+    return str(target)
+
+
+def check_message_ids(message_ids: object) -> list[str]:
+    """Return a sequence of message ids (strings) as a list, at most :data:`MAX_BATCH`."""
+    if isinstance(message_ids, str | bytes) or not isinstance(message_ids, Sequence):
+        raise ValidationError("message ids must be a sequence of strings")
+    if len(message_ids) > MAX_BATCH:
+        raise ValidationError(f"at most {MAX_BATCH} message ids per call, got {len(message_ids)}")
+    if not all(isinstance(i, str) for i in message_ids):
+        raise ValidationError("message ids must be strings")
+    return list(message_ids)
