@@ -297,6 +297,9 @@ class Backend(Protocol):
     ``clock`` is only passed to backends declaring ``INJECTABLE_CLOCK``.
     """
 
+    capabilities: frozenset[Capability]
+    """The capabilities of the stores this backend opens."""
+
     def open_queue_store(self, url: StoreURL, *, clock: Clock | None = None) -> QueueStore:
         """Open the queue store the URL names."""
         ...

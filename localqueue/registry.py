@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any, Protocol
 
+from localqueue._models import Capability
 from localqueue.errors import BackendNotInstalledError, ConfigurationError, UnknownBackendError
 from localqueue.protocols import AttemptStore, Backend, Clock, QueueStore
 from localqueue.urls import StoreURL
@@ -76,6 +77,12 @@ class ClassBackend:
 
     queue_store: type[_FromUrl]
     attempt_store: type[_FromUrl]
+
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        """The queue store class's capabilities."""
+        caps: frozenset[Capability] = getattr(self.queue_store, "capabilities", frozenset())
+        return caps
 
     def open_queue_store(self, url: StoreURL, *, clock: Clock | None = None) -> QueueStore:
         """Open the queue store ``url`` names."""
