@@ -1,0 +1,109 @@
+"""Fixtures for the command-line tests: an isolated settings folder and store URLs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from localqueue.cli.app import app
+from localqueue.errors import ConfigurationError
+from localqueue.registry import get_backend
+
+HERE = Path(__file__).parent
+REPO = HERE.parent.parent
+
+# scheme -> URL inside the test's temp dir
+_URLS = {
+    "sqlite": "sqlite:///{tmp}/queue.sqlite3",
+    "lmdb": "lmdb:///{tmp}/queue-lmdb",
+}
+
+
+def _available(scheme: str) -> bool:
+    try:
+        get_backend(scheme)
+    except (ImportError, ConfigurationError):
+        return False
+    return True
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run every test in its own folder with its own settings file location."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv("LOCALQUEUE_DEBUG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture(params=sorted(_URLS))
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A queue store URL of each persistent engine (skipped when not installed)."""
+    scheme: str = request.param
+    if not _available(scheme):
+        pytest.skip(f"the {scheme} store is not available")
+    return _URLS[scheme].format(tmp=tmp_path)
+
+
+@pytest.fixture
+def retry_url(tmp_path: Path, store_url: str) -> str:
+    """An attempt store URL of the same engine as ``store_url``."""
+    scheme = store_url.split(":", 1)[0]
+    return _URLS[scheme].format(tmp=tmp_path / "retries")
+
+
+def invoke(args: Sequence[str], *, input: str | None = None) -> Result:
+    """Run ``localqueue ARGS`` in this process through Typer's runner."""
+    return CliRunner().invoke(app, list(args), input=input, catch_exceptions=False)
+
+
+def lines(result: Result) -> list[dict[str, Any]]:
+    """The JSON objects printed on stdout, one per line."""
+    return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+
+
+def one(result: Result) -> dict[str, Any]:
+    """The single JSON object a successful command printed."""
+    assert result.exit_code == 0, result.stderr
+    (only,) = lines(result)
+    return only
+
+
+def run_cli(
+    args: Sequence[str],
+    *,
+    input: str | None = None,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 60,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m localqueue.cli ARGS`` in a child process."""
+    return subprocess.run(
+        [sys.executable, "-m", "localqueue.cli", *args],
+        input=input,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=child_env(env),
+        timeout=timeout,
+        check=False,
+    )
+
+
+def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for a child CLI: this checkout first on the path, plus ``extra``."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(REPO), str(HERE), env.get("PYTHONPATH", "")) if p
+    )
+    env.pop("LOCALQUEUE_DEBUG", None)
+    env.update(extra or {})
+    return env
