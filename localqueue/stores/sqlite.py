@@ -195,11 +195,11 @@ _REQUEUE_ONE = (
     "UPDATE messages SET state = 0, attempts = 0, available_at = ?3 "
     "WHERE id = ?1 AND queue = ?2 AND state = 2"
 )
-_PURGE = {
-    "ready": "DELETE FROM messages WHERE queue = ?1 AND state < 2 "
-    "AND (state = 0 OR available_at <= ?2)",
-    "dead": "DELETE FROM messages WHERE queue = ?1 AND state = 2",
-}
+_PURGE_READY = (
+    "DELETE FROM messages WHERE queue = ? AND state < 2 AND (state = 0 OR available_at <= ?)"
+)
+_PURGE_DEAD = "DELETE FROM messages WHERE queue = ? AND state = 2"
+_PURGE_NOT_DEAD = "DELETE FROM messages WHERE queue = ? AND state < 2"
 _INSPECT = f"SELECT {_COLUMNS} FROM messages WHERE id = ? AND queue = ?"
 _DEAD_LETTERS = (
     f"SELECT {_COLUMNS} FROM messages WHERE queue = ? AND state = 2 ORDER BY failed_at, seq LIMIT ?"
@@ -820,17 +820,13 @@ class SQLiteQueueStore:
         clock = self._clock
 
         def delete(conn: sqlite3.Connection) -> int:
-            params = (queue, clock())
-            if target != "all":
-                return conn.execute(_PURGE[target], params).rowcount
+            if target == "ready":
+                return conn.execute(_PURGE_READY, (queue, clock())).rowcount
+            if target == "dead":
+                return conn.execute(_PURGE_DEAD, (queue,)).rowcount
             with self._db.transaction(conn):
-                deleted = conn.execute(_PURGE["dead"], (queue,)).rowcount
-                return (
-                    deleted
-                    + conn.execute(
-                        "DELETE FROM messages WHERE queue = ? AND state < 2", (queue,)
-                    ).rowcount
-                )
+                deleted = conn.execute(_PURGE_DEAD, (queue,)).rowcount
+                return deleted + conn.execute(_PURGE_NOT_DEAD, (queue,)).rowcount
 
         return self._run(delete)
 
