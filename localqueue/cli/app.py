@@ -39,7 +39,8 @@ class _ReportingGroup(TyperGroup):
             if _is_framework_exception(exc) or ctx.meta.get(_DEBUG):
                 raise
             code = exit_code_for(exc)
-            text = str(exc) or type(exc).__name__
+            # Engine messages may span lines (psycopg's hints do); the report stays one line.
+            text = " ".join((str(exc) or type(exc).__name__).split())
             if code == 1:
                 text = f"unexpected {type(exc).__name__}: {text} (rerun with --debug for details)"
             print(f"localqueue: error: {redact_secrets(text)}", file=sys.stderr)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from localqueue.cli import exit_codes
 
 from .conftest import invoke, run_cli
@@ -28,9 +30,14 @@ def test_unknown_scheme_is_one_line_naming_the_known_ones() -> None:
     assert "Did you mean 'sqlite'" in line
 
 
-def test_password_never_printed() -> None:
-    result = invoke(["queue", "size", "emails", "--store", "postgresql://app:hunter2@db/jobs"])
-    assert result.exit_code == exit_codes.USAGE_ERROR
+@pytest.mark.parametrize(
+    "url", ["postgresql://app:hunter2@127.0.0.1:1/jobs", "redis://:hunter2@127.0.0.1:1/0"]
+)
+def test_password_never_printed(url: str) -> None:
+    result = invoke(["queue", "size", "emails", "--store", url])
+    # 2 when the plugin is not installed, 5 when nothing answers on port 1.
+    assert result.exit_code in (exit_codes.USAGE_ERROR, exit_codes.STORE_ERROR)
+    assert len(result.stderr.splitlines()) == 1
     assert "hunter2" not in result.stderr + result.stdout
 
 
@@ -43,8 +50,6 @@ def test_store_failure_exits_5(tmp_path) -> None:
     not_a_store = tmp_path / "not-a-db.sqlite3"
     not_a_store.write_bytes(b"this is not a database file, just some text " * 100)
     result = invoke(["queue", "size", "emails", "--store-path", str(not_a_store)])
-    if "not available" in result.stderr or "No module named" in result.stderr:
-        return  # the SQLite store is not installed in this checkout yet
     assert result.exit_code == exit_codes.STORE_ERROR, result.stderr
     assert len(result.stderr.splitlines()) == 1
 
