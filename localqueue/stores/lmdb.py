@@ -237,6 +237,7 @@ class _Environment:
             max_spare_txns=4,
         )
         try:
+            self._check_file_size()
             self.env.reader_check()  # clear slots left by killed processes
             with self.env.begin(write=True) as txn:
                 self.meta = self.env.open_db(b"meta", txn=txn)
@@ -249,6 +250,17 @@ class _Environment:
         except BaseException:
             self.env.close()
             raise
+
+    def _check_file_size(self) -> None:
+        # LMDB maps the file; touching a page past a truncated end kills the
+        # process with SIGBUS, so a short file is refused before any read.
+        needed = (self.env.info()["last_pgno"] + 1) * self.env.stat()["psize"]
+        actual = os.stat(os.path.join(self.path, "data.mdb")).st_size
+        if actual < needed:
+            raise StoreCorruptedError(
+                f"LMDB store {self.path!r} is truncated: data.mdb has {actual} bytes, "
+                f"its pages need {needed}"
+            )
 
     def _check_schema(self, txn: Txn) -> None:
         stored = txn.get(_SCHEMA_KEY, db=self.meta)
