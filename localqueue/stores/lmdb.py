@@ -321,18 +321,26 @@ class _Environment:
     @contextlib.contextmanager
     def exclusive(self) -> Iterator[None]:
         """Hold off every transaction of this process."""
+        self.pause()
+        try:
+            yield
+        finally:
+            self.resume()
+
+    def pause(self) -> None:
+        """Wait for running transactions to end and hold off new ones until :meth:`resume`."""
         with self._gate:
             while self._resizing:
                 self._gate.wait()
             self._resizing = True
             while self._active:
                 self._gate.wait()
-        try:
-            yield
-        finally:
-            with self._gate:
-                self._resizing = False
-                self._gate.notify_all()
+
+    def resume(self) -> None:
+        """Let transactions start again."""
+        with self._gate:
+            self._resizing = False
+            self._gate.notify_all()
 
     def grow(self, seen_size: int) -> None:
         """Double the map, unless another thread already grew it past ``seen_size``."""
@@ -411,10 +419,25 @@ def _release(shared: _Environment) -> None:
         shared.changed.notify_all()
 
 
-def _forget_after_fork() -> None:
-    # An LMDB environment must not be used across fork(). Close the inherited
-    # ones (LMDB then clears only this process's reader slots) so the child can
-    # open the same directories afresh.
+# An LMDB environment must not be used across fork(). Forking waits for this
+# process's running transactions to end, so the child inherits none; the child
+# then closes the inherited environments (LMDB clears only the child's own
+# reader slots, i.e. none) and can open the same directories afresh.
+
+
+def _pause_before_fork() -> None:
+    _environments_lock.acquire()
+    for shared in _environments.values():
+        shared.pause()
+
+
+def _resume_in_parent() -> None:
+    for shared in _environments.values():
+        shared.resume()
+    _environments_lock.release()
+
+
+def _forget_in_child() -> None:
     global _environments_lock
     _environments_lock = threading.Lock()
     for shared in _environments.values():
@@ -425,7 +448,11 @@ def _forget_after_fork() -> None:
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_after_fork)
+    os.register_at_fork(
+        before=_pause_before_fork,
+        after_in_parent=_resume_in_parent,
+        after_in_child=_forget_in_child,
+    )
 
 
 def _check_lmdb_url(url: StoreURL) -> dict[str, Any]:
