@@ -17,6 +17,7 @@ from localqueue._version import __version__
 from localqueue.cli.commands.config_cmd import config_app
 from localqueue.cli.commands.queue_cmd import queue_app
 from localqueue.cli.commands.queues_cmd import queues
+from localqueue.cli.commands.work_cmd import register as register_work_commands
 from localqueue.cli.errors import exit_code_for, redact_secrets
 
 __all__ = ["app"]
@@ -84,6 +85,7 @@ def root(
     ctx.meta[_DEBUG] = debug
 
 
+register_work_commands(queue_app)
 app.add_typer(config_app, name="config")
 app.add_typer(queue_app, name="queue")
 app.command("queues")(queues)

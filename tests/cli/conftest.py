@@ -20,10 +20,10 @@ from localqueue.registry import get_backend
 HERE = Path(__file__).parent
 REPO = HERE.parent.parent
 
-# scheme -> URL inside the test's temp dir
+# scheme -> (queue store URL, attempt store URL) inside the test's temp dir
 _URLS = {
-    "sqlite": "sqlite:///{tmp}/queue.sqlite3",
-    "lmdb": "lmdb:///{tmp}/queue-lmdb",
+    "sqlite": ("sqlite:///{tmp}/queue.sqlite3", "sqlite:///{tmp}/retries.sqlite3"),
+    "lmdb": ("lmdb:///{tmp}/queue-lmdb", "lmdb:///{tmp}/retries-lmdb"),
 }
 
 
@@ -50,14 +50,14 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     scheme: str = request.param
     if not _available(scheme):
         pytest.skip(f"the {scheme} store is not available")
-    return _URLS[scheme].format(tmp=tmp_path)
+    return _URLS[scheme][0].format(tmp=tmp_path)
 
 
 @pytest.fixture
 def retry_url(tmp_path: Path, store_url: str) -> str:
     """An attempt store URL of the same engine as ``store_url``."""
     scheme = store_url.split(":", 1)[0]
-    return _URLS[scheme].format(tmp=tmp_path / "retries")
+    return _URLS[scheme][1].format(tmp=tmp_path)
 
 
 def invoke(args: Sequence[str], *, input: str | None = None) -> Result:
