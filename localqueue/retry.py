@@ -349,9 +349,14 @@ class _PersistentMixin:
         if stopped:
             store.record_failure(key, self._outcome_error(state), exhausted=True)
         elif state.outcome is not None and state.outcome.failed:
-            store.record_failure(key, self._outcome_error(state))
+            pass  # recorded as soon as the attempt failed
         elif self.clear_on_success:
             store.reset(key)
+
+    def _result_rejected(self, store: AttemptStore, key: str, state: RetryCallState) -> None:
+        """Record a retry caused by a result (``retry_if_result``) rather than an error."""
+        if state.outcome is not None and not state.outcome.failed:
+            store.record_failure(key, self._outcome_error(state))
 
 
 class PersistentRetrying(_PersistentMixin, Retrying):
@@ -458,10 +463,12 @@ class PersistentRetrying(_PersistentMixin, Retrying):
                     result = fn(*args, **kwargs)
                 except BaseException:
                     state.set_exception(sys.exc_info())  # type: ignore[arg-type]
+                    # Recorded before Tenacity's callbacks run, so they see it persisted.
+                    store.record_failure(key, self._outcome_error(state))
                 else:
                     state.set_result(result)
             elif isinstance(do, DoSleep):
-                store.record_failure(key, self._outcome_error(state))
+                self._result_rejected(store, key, state)
                 state.prepare_for_next_attempt()
                 self.sleep(do)
             else:
@@ -556,10 +563,12 @@ class PersistentAsyncRetrying(_PersistentMixin, AsyncRetrying):
                         result = await cast(Awaitable[R], result)
                 except BaseException:
                     state.set_exception(sys.exc_info())  # type: ignore[arg-type]
+                    # Recorded before Tenacity's callbacks run, so they see it persisted.
+                    store.record_failure(key, self._outcome_error(state))
                 else:
                     state.set_result(result)
             elif isinstance(do, DoSleep):
-                store.record_failure(key, self._outcome_error(state))
+                self._result_rejected(store, key, state)
                 state.prepare_for_next_attempt()
                 await cast(Awaitable[None], self.sleep(do))
             else:

@@ -28,6 +28,11 @@ def no_sleep(seconds: float) -> None:
 
 
 @pytest.fixture
+def queue(jobs: PersistentQueue) -> PersistentQueue:
+    return jobs
+
+
+@pytest.fixture
 def config(attempt_store: AttemptStore) -> PersistentWorkerConfig:
     return PersistentWorkerConfig(store=attempt_store, max_tries=3, sleep=no_sleep)
 
