@@ -41,7 +41,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import raw_loops
 from bench_stores import DURABILITY_NOTES, TARGETS, StoreTarget, unavailable_reason
 from peers import PEERS, EngineSpec, LocalQueueAdapter, open_engine, peer_location, peer_unavailable
-from processes import LOCALQUEUE_CONSUMER, body, consume_for_memory, consumer, producer, waiter
+from processes import (
+    LOCALQUEUE_CONSUMER,
+    body,
+    consume_for_memory,
+    consumer,
+    producer,
+    waiter,
+    worker_consumer,
+)
 
 SQLITE_LEVELS = ("normal", "full")
 LMDB_LEVELS = ("sync", "nosync")
@@ -453,7 +461,14 @@ def run_multi_process(
 ) -> dict[str, Any]:
     """1 producer + 2 consumer processes; throughput, lost and duplicated messages."""
     ctx = multiprocessing.get_context("spawn")
-    open_engine(spec).close()  # create the schema once, before processes race to do it
+    # Create the schema once, before the processes race to do it.
+    open_engine(spec).close()
+    role: Callable[..., None] = consumer
+    if spec.kind == "localqueue":
+        from localqueue import open_attempt_store
+
+        open_attempt_store(spec.location).close()
+        role = worker_consumer
     barrier = ctx.Barrier(4)
     stop = ctx.Event()
     counts = ctx.RawArray("q", 2)
@@ -462,7 +477,7 @@ def run_multi_process(
     outs = [str(workdir / f"consumer-{i}.ids") for i in range(2)]
     procs = [ctx.Process(target=producer, args=(spec, count, size, barrier, done_at))]
     procs += [
-        ctx.Process(target=consumer, args=(spec, i, barrier, stop, counts, last_ack, outs[i]))
+        ctx.Process(target=role, args=(spec, i, barrier, stop, counts, last_ack, outs[i]))
         for i in range(2)
     ]
     for proc in procs:
@@ -586,7 +601,7 @@ def memory_growth(target: StoreTarget, count: int, size: int, workdir: Path) -> 
         with _opened(spec, None) as queue:
             _fill(queue, _bodies(count, size))
     receive, send = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=consume_for_memory, args=(spec, count, size, not fill_here, send))
+    proc = ctx.Process(target=consume_for_memory, args=(url, count, size, not fill_here, send))
     proc.start()
     send.close()
     try:

@@ -8,13 +8,14 @@ or a file: never through the queue under test.
 
 from __future__ import annotations
 
+import threading
 import time
 from multiprocessing.connection import Connection
 from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
 from typing import Any
 
-from peers import Adapter, EngineSpec, open_engine
+from peers import EngineSpec, open_engine
 
 __all__ = [
     "LOCALQUEUE_CONSUMER",
@@ -25,9 +26,10 @@ __all__ = [
     "producer",
     "rss_kib",
     "waiter",
+    "worker_consumer",
 ]
 
-LOCALQUEUE_CONSUMER = "plain get_message/ack loop (the long-running worker is not on main yet)"
+LOCALQUEUE_CONSUMER = "localqueue.runner.Worker, defaults; retry state in the same store"
 """How localqueue's consumers consume; the end-to-end figures name it."""
 
 _TAKE_WAIT = 0.05
@@ -65,6 +67,48 @@ def producer(
         done_at.value = time.monotonic()
     finally:
         queue.close()
+
+
+def _worker(url: str, handler: Any, on_outcome: Any) -> Any:
+    """The long-running worker with its defaults, keeping retry state in the queue's own store."""
+    from localqueue import PersistentQueue, PersistentWorkerConfig
+    from localqueue.runner import Worker
+
+    queue = PersistentQueue("bench", url)
+    config = PersistentWorkerConfig(store=url)
+    return Worker(queue, handler, config=config, on_outcome=on_outcome)
+
+
+def worker_consumer(
+    spec: EngineSpec,
+    index: int,
+    barrier: Any,
+    stop: Any,
+    counts: Any,
+    last_ack: Any,
+    out_path: str,
+) -> None:
+    """:func:`consumer` for localqueue, through the long-running worker.
+
+    The handler returns the message's number; ``on_outcome`` records it once the
+    message is acked. ``stop`` makes the worker finish its in-flight message and return.
+    """
+    acked: list[int] = []
+
+    def on_outcome(outcome: Any) -> None:
+        if outcome.status == "acked":
+            acked.append(outcome.result)
+            counts[index] += 1
+            last_ack[index] = time.monotonic()
+
+    worker = _worker(spec.location, body_id, on_outcome)
+    threading.Thread(target=lambda: (stop.wait(), worker.stop()), daemon=True).start()
+    try:
+        barrier.wait()
+        worker.run()
+    finally:
+        Path(out_path).write_text("\n".join(map(str, acked)), encoding="ascii")
+        worker.queue.close()
 
 
 def consumer(
@@ -111,28 +155,25 @@ def waiter(url: str, samples: int, ready: Any, conn: Connection) -> None:
     conn.close()
 
 
-def consume_for_memory(
-    spec: EngineSpec, count: int, size: int, fill: bool, conn: Connection
-) -> None:
-    """Consume ``count`` messages like a worker; send RSS (KiB) after warm-up and at the end.
+def consume_for_memory(url: str, count: int, size: int, fill: bool, conn: Connection) -> None:
+    """Run the worker over ``count`` messages; send RSS (KiB) after warm-up and at the end.
 
     ``fill`` puts the messages first, in this process (for the in-memory store).
     """
-    queue: Adapter = open_engine(spec)
+    worker = _worker(url, body_id, None)
     try:
         if fill:
             for first in range(0, count, 1_000):
-                queue.put_batch([body(n, size) for n in range(first, min(first + 1_000, count))])
+                worker.queue.put_many(
+                    [body(n, size) for n in range(first, min(first + 1_000, count))]
+                )
         warm_up = min(1_000, max(count // 10, 1))
-        start_rss = 0
-        for done in range(count):
-            if done == warm_up:
-                start_rss = rss_kib()
-            got = queue.take(5.0)
-            if got is None:
-                raise RuntimeError(f"queue ran dry after {done} of {count} messages")
-            queue.ack(got[0])
+        done = worker.run(until_empty=True, max_messages=warm_up).acked
+        start_rss = rss_kib()
+        done += worker.run(until_empty=True, max_messages=count - warm_up).acked
+        if done != count:
+            raise RuntimeError(f"the worker acked {done} of {count} messages")
         conn.send((start_rss, rss_kib()))
     finally:
-        queue.close()
+        worker.queue.close()
         conn.close()
