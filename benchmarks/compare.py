@@ -625,6 +625,23 @@ def _version(dist: str) -> str:
         return "not installed"
 
 
+def filesystem(path: Path) -> str:
+    """The type of the file system holding ``path`` (from ``/proc/mounts``): fsync costs differ.
+
+    On ``tmpfs`` an fsync costs nothing, so FULL and sync rows would mean nothing.
+    """
+    best, kind = "", "unknown"
+    resolved = str(path.resolve())
+    with contextlib.suppress(OSError), open("/proc/mounts", encoding="utf-8") as mounts:
+        for line in mounts:
+            parts = line.split()
+            mount_point, fs_type = parts[1], parts[2]
+            inside = resolved == mount_point or resolved.startswith(mount_point.rstrip("/") + "/")
+            if inside and len(mount_point) > len(best):
+                best, kind = mount_point, fs_type
+    return kind
+
+
 def environment(args: argparse.Namespace, sizes: Sizes) -> dict[str, Any]:
     """The machine and versions, printed above the tables and saved in the JSON."""
     try:
@@ -640,7 +657,7 @@ def environment(args: argparse.Namespace, sizes: Sizes) -> dict[str, Any]:
         "sqlite": sqlite3.sqlite_version,
         "lmdb": lmdb_version,
         "packages": {d: _version(d) for d in ("localqueue", "persist-queue", "huey", "litequeue")},
-        "workdir": str(args.workdir),
+        "workdir": f"{args.workdir} ({filesystem(args.workdir)})",
         "runs": args.runs,
         "quick": args.quick,
         "payload_bytes": args.payload_size,
@@ -675,6 +692,8 @@ def report(results: list[Result], env: dict[str, Any], skipped: list[str]) -> No
     """Print every table."""
     by_key = {r.key: r for r in results}
     print("# localqueue comparison")
+    if "(tmpfs)" in env["workdir"]:
+        print("\n**warning: the workdir is on tmpfs (fsync is free): pass --workdir on a disk**\n")
     for name, value in env.items():
         print(f"- {name}: {value}")
     print(
