@@ -348,17 +348,18 @@ class _Database:
             raise
 
     def _setup(self, conn: sqlite3.Connection, synchronous: int) -> None:
+        # The version is checked first so a newer store's file is left untouched.
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise SchemaVersionError(version, SCHEMA_VERSION)
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             raise StoreError(f"{self.path}: cannot switch to WAL mode (journal mode is {mode})")
         conn.execute(f"PRAGMA synchronous = {synchronous}")
         # Checkpoints truncate the WAL back to this size instead of leaving it at its peak.
         conn.execute("PRAGMA journal_size_limit = 67108864")
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version == SCHEMA_VERSION:
             return
-        if version > SCHEMA_VERSION:
-            raise SchemaVersionError(version, SCHEMA_VERSION)
         with self.transaction(conn):
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version == 0:
@@ -444,12 +445,14 @@ class _Database:
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield
+            conn.execute("COMMIT")
         except BaseException:
+            # Also after a failed COMMIT (e.g. disk full), which leaves the
+            # transaction open: the next call must start from a clean connection.
             if conn.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
             raise
-        conn.execute("COMMIT")
 
     def close(self) -> None:
         """Close the connection; idempotent."""
