@@ -160,6 +160,8 @@ _NEXT = (
     "SELECT {cols} FROM messages WHERE queue = ?1 AND state < 2 AND available_at <= ?2 "
     "ORDER BY priority DESC, available_at, seq LIMIT ?3"
 )
+_NEXT_SEQS = _NEXT.format(cols="seq")
+_NEXT_ROWS = _NEXT.format(cols=_COLUMNS)
 _LEASE_SET = (
     "UPDATE messages SET state = 1, attempts = attempts + 1, available_at = ?4, "
     "leased_by = ?5, lease_token = lower(hex(randomblob(8))) "
@@ -701,9 +703,7 @@ class SQLiteQueueStore:
         def lease_batch(conn: sqlite3.Connection) -> tuple[float, list[Any]]:
             now = clock()
             with self._db.transaction(conn):
-                seqs = [
-                    row[0] for row in conn.execute(_NEXT.format(cols="seq"), (queue, now, limit))
-                ]
+                seqs = [row[0] for row in conn.execute(_NEXT_SEQS, (queue, now, limit))]
                 if not seqs:
                     return now, []
                 rows = conn.execute(
@@ -842,7 +842,7 @@ class SQLiteQueueStore:
 
         def select(conn: sqlite3.Connection) -> tuple[float, Sequence[Any] | None]:
             now = clock()
-            rows = conn.execute(_NEXT.format(cols=_COLUMNS), (queue, now, 1)).fetchall()
+            rows = conn.execute(_NEXT_ROWS, (queue, now, 1)).fetchall()
             return now, rows[0] if rows else None
 
         now, row = self._run(select)

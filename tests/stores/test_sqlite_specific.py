@@ -435,6 +435,33 @@ def test_wait_ends_when_the_store_is_closed(db: Path) -> None:
 
 # -- many processes ------------------------------------------------------------
 
+_OPEN_AND_PUT = """
+import sys
+from localqueue.stores.sqlite import SQLiteQueueStore
+store = SQLiteQueueStore(sys.argv[1], timeout=60)
+store.put("q", sys.argv[2].encode(), codec="msgpack")
+store.close()
+"""
+
+
+def test_processes_creating_the_same_new_file_at_once_all_succeed(db: Path) -> None:
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", _OPEN_AND_PUT, str(db), str(n)], stderr=subprocess.PIPE
+        )
+        for n in range(4)
+    ]
+    for child in children:
+        _, err = child.communicate(timeout=120)
+        assert child.returncode == 0, err.decode()
+    store = SQLiteQueueStore(db)
+    try:
+        payloads = sorted(m.payload for m in store.lease("q", lease_timeout=60, limit=10))
+    finally:
+        store.close()
+    assert payloads == [b"0", b"1", b"2", b"3"]
+
+
 _WORKER = """
 import sys
 from localqueue.stores.sqlite import SQLiteQueueStore
