@@ -100,15 +100,22 @@ class RedisConfig:
         """A new client with its own connection pool (nothing is connected yet)."""
         url, opts = self.url, self.options
         tls: dict[str, Any] = {}
+        connection_class: type[redis.Connection] = redis.Connection
         if url.scheme == "rediss":
-            tls = {"ssl": True, "ssl_cert_reqs": opts["ssl_cert_reqs"]}
+            connection_class = redis.SSLConnection
+            tls = {"ssl_cert_reqs": opts["ssl_cert_reqs"]}
             if opts["ssl_ca_certs"]:
                 tls["ssl_ca_certs"] = opts["ssl_ca_certs"]
         # Retrying a script is safe: every script either is idempotent when
         # replayed (put finds its own ids) or only ever leases a message twice,
         # which at-least-once delivery allows.
         retry = Retry(ExponentialBackoff(cap=2.0, base=0.05), opts["retries"])
-        return redis.Redis(
+        # A blocking pool: a thread finding every connection busy waits for one
+        # (up to the socket timeout) instead of failing at once.
+        pool = redis.BlockingConnectionPool(  # type: ignore[no-untyped-call]
+            max_connections=opts["max_connections"],
+            timeout=opts["socket_timeout"],
+            connection_class=connection_class,
             host=url.host or "localhost",
             port=url.port or 6379,
             db=int(url.path or 0),
@@ -119,11 +126,11 @@ class RedisConfig:
             socket_keepalive=True,
             retry=retry,
             retry_on_error=[redis.ConnectionError, redis.TimeoutError],
-            max_connections=opts["max_connections"],
             health_check_interval=30,
             client_name=f"localqueue:{self.prefix}",
             **tls,
         )
+        return redis.Redis(connection_pool=pool)
 
 
 @contextlib.contextmanager
@@ -143,6 +150,8 @@ def translate_errors(where: str, locked: type[StoreLockedError]) -> Iterator[Non
     except redis.AuthenticationError as exc:
         raise StoreError(f"{where}: Redis refused the credentials ({exc})") from exc
     except redis.ConnectionError as exc:
+        if "No connection available" in str(exc):  # the blocking pool's wait timed out
+            raise locked(f"{where}: every connection stayed busy ({exc})") from exc
         raise StoreError(f"{where}: cannot reach Redis ({exc})") from exc
     except redis.ResponseError as exc:
         text = str(exc)

@@ -149,6 +149,8 @@ class _RedisStore:
             self._closed = True
         if self._owns_client:
             self._redis.close()
+            # A client given a pool leaves the pool open; this one is ours too.
+            self._redis.connection_pool.disconnect()
 
 
 def _fields(flat: Sequence[bytes]) -> dict[bytes, bytes]:

@@ -223,6 +223,33 @@ def test_a_client_decoding_responses_is_refused(redis_server_url: str) -> None:
     client.close()
 
 
+def test_more_threads_than_connections_wait_for_one_instead_of_failing(
+    open_store: Callable[..., QueueStore], redis_url: str
+) -> None:
+    store = open_store(redis_url + "&max_connections=2")
+    errors: list[BaseException] = []
+    acked: list[str] = []
+
+    def work(n: int) -> None:
+        try:
+            for i in range(30):
+                store.put("jobs", f"{n}-{i}".encode(), codec="msgpack")
+                for message in store.lease("jobs", lease_timeout=30):
+                    if store.ack("jobs", message.id, lease_token=message.lease_token):
+                        acked.append(message.id)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert errors == []
+    assert len(set(acked)) == len(acked)
+    assert len(acked) + store.stats("jobs").ready == 6 * 30
+
+
 # -- time and blocking ----------------------------------------------------------------
 
 
