@@ -121,7 +121,7 @@ def test_the_extractor_finds_blocks_and_honours_no_run(tmp_path: Path) -> None:
     page = tmp_path / "page.md"
     page.write_text(
         "Text\n\n```python\nx = 1\n```\n\n<!-- no-run -->\n\n```python\nforever()\n```\n"
-        "\n```console\n$ ls\n```\n\n- item\n\n    ```python title=\"a.py\"\n    y = 2\n    ```\n",
+        '\n```console\n$ ls\n```\n\n- item\n\n    ```python title="a.py"\n    y = 2\n    ```\n',
         encoding="utf-8",
     )
     blocks = extract_blocks(page)
