@@ -1,0 +1,237 @@
+"""PersistentQueue: the user API over every embedded store."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from localqueue import (
+    Empty,
+    Full,
+    LeaseLostError,
+    MessageNotFoundError,
+    MessageState,
+    PersistentQueue,
+    QueueStats,
+    ValidationError,
+)
+from localqueue.protocols import QueueStore
+
+
+@pytest.fixture
+def queue(queue_store: QueueStore) -> PersistentQueue:
+    return PersistentQueue("emails", queue_store, lease_timeout=30)
+
+
+def test_put_get_task_done_like_queue_queue(queue: PersistentQueue) -> None:
+    queue.put({"to": "a@example.com"})
+    queue.put_nowait({"to": "b@example.com"})
+    assert queue.qsize() == 2
+    assert queue.get() == {"to": "a@example.com"}
+    assert queue.get_nowait() == {"to": "b@example.com"}
+    assert queue.stats() == QueueStats(inflight=2)
+    queue.task_done()
+    queue.task_done()
+    assert queue.empty()
+    assert queue.stats().total == 0
+    with pytest.raises(ValueError, match="task_done"):
+        queue.task_done()
+    queue.join(timeout=1)
+
+
+def test_get_raises_empty_without_blocking(queue: PersistentQueue) -> None:
+    with pytest.raises(Empty):
+        queue.get_nowait()
+    with pytest.raises(Empty):
+        queue.get(timeout=0.05)
+    with pytest.raises(Empty):
+        queue.get_message(block=False)
+    assert queue.get_messages(3) == []
+
+
+def test_blocking_get_wakes_on_a_put(queue: PersistentQueue) -> None:
+    threading.Timer(0.1, lambda: queue.put("late")).start()
+    assert queue.get(timeout=20) == "late"
+
+
+def test_manual_control_ack_release_dead_letter(queue: PersistentQueue) -> None:
+    queue.put("job")
+    message = queue.get_message(leased_by="worker-1")
+    assert message.leased_by == "worker-1"
+    assert queue.inspect(message.id).state is MessageState.INFLIGHT
+    queue.release(message, delay=0, error=RuntimeError("try later"))
+    seen = queue.inspect(message.id)
+    assert seen.state is MessageState.READY
+    assert seen.last_error == "RuntimeError: try later"
+    again = queue.get_message()
+    queue.dead_letter(again, error=ValueError("bad input"))
+    dead = queue.dead_letters()
+    assert [d.id for d in dead] == [message.id]
+    assert dead[0].last_error == "ValueError: bad input"
+    queue.requeue_dead(message.id)
+    final = queue.get_message()
+    assert final.attempts == 1
+    queue.ack(final)
+    assert queue.stats().total == 0
+
+
+def test_settling_a_lost_lease_raises(queue: PersistentQueue) -> None:
+    queue.put("job")
+    message = queue.get_message()
+    queue.ack(message)
+    with pytest.raises(LeaseLostError):
+        queue.ack(message)
+    with pytest.raises(LeaseLostError):
+        queue.release(message)
+    with pytest.raises(LeaseLostError):
+        queue.extend_lease(message)
+    queue.ack(message, missing_ok=True)
+    with pytest.raises(MessageNotFoundError):
+        queue.ack("no-such-id")
+    with pytest.raises(MessageNotFoundError):
+        queue.inspect("no-such-id")
+    with pytest.raises(MessageNotFoundError):
+        queue.requeue_dead("no-such-id")
+
+
+def test_extend_lease_heartbeat(queue: PersistentQueue) -> None:
+    queue.put("job")
+    message = queue.get_message(lease_timeout=5)
+    queue.extend_lease(message, 600)
+    seen = queue.inspect(message.id)
+    assert seen.leased_until is not None
+    assert seen.leased_until > time.time() + 300
+
+
+def test_consume_acks_on_success(queue: PersistentQueue) -> None:
+    queue.put("job")
+    with queue.consume() as message:
+        assert message is not None
+        assert message.value == "job"
+    assert queue.stats().total == 0
+    with queue.consume() as nothing:
+        assert nothing is None
+
+
+def test_consume_releases_then_dead_letters_after_max_attempts(queue: PersistentQueue) -> None:
+    queue.put("poison")
+    seen: list[int] = []
+
+    def fail_once() -> None:
+        with queue.consume(max_attempts=2) as message:
+            assert message is not None
+            seen.append(message.attempts)
+            raise RuntimeError("boom")
+
+    for _ in (1, 2):
+        with pytest.raises(RuntimeError):
+            fail_once()
+    assert seen == [1, 2]
+    assert queue.stats() == QueueStats(dead=1)
+    assert queue.dead_letters()[0].last_error == "RuntimeError: boom"
+
+
+def test_batch_put_lease_and_ack(queue: PersistentQueue) -> None:
+    stored = queue.put_many([{"n": i} for i in range(10)])
+    assert len(stored) == 10
+    leased = queue.get_messages(4)
+    assert [m.value for m in leased] == [{"n": i} for i in range(4)]
+    assert queue.ack_many(leased) == 4
+    assert queue.ack_many([]) == 0
+    assert queue.qsize() == 6
+
+
+def test_priority_delay_dedup_peek(queue: PersistentQueue) -> None:
+    queue.put("later", delay=3600)
+    queue.put("normal")
+    queue.put("urgent", priority=9)
+    first = queue.put("once", dedup_key="k")
+    assert queue.put("twice", dedup_key="k").id == first.id
+    peeked = queue.peek()
+    assert peeked is not None
+    assert peeked.value == "urgent"
+    assert [queue.get_nowait() for _ in range(3)] == ["urgent", "normal", "once"]
+    assert queue.stats().delayed == 1
+
+
+def test_purge_and_requeue_all(queue: PersistentQueue) -> None:
+    for i in range(3):
+        queue.put(i)
+    for _ in range(2):
+        queue.dead_letter(queue.get_message(), error="x")
+    assert queue.requeue_all_dead() == 2
+    assert queue.purge() == 3
+    queue.put("x")
+    queue.dead_letter(queue.get_message())
+    assert queue.purge("dead") == 1
+    assert queue.purge("all") == 0
+
+
+def test_maxsize_blocks_then_raises_full(queue_store: QueueStore) -> None:
+    queue = PersistentQueue("bounded", queue_store, maxsize=2)
+    queue.put(1)
+    queue.put(2)
+    assert queue.full()
+    with pytest.raises(Full):
+        queue.put_nowait(3)
+    with pytest.raises(Full):
+        queue.put(3, timeout=0.05)
+    with pytest.raises(Full):
+        queue.put_many([3])
+    queue.get()
+    queue.task_done()
+    queue.put(3, timeout=1)
+    assert queue.stats().ready == 2
+
+
+def test_join_waits_until_everything_is_settled(queue: PersistentQueue) -> None:
+    queue.put("job")
+
+    def work() -> None:
+        queue.get()
+        time.sleep(0.1)
+        queue.task_done()
+
+    threading.Thread(target=work).start()
+    queue.join(timeout=20)
+    assert queue.stats().total == 0
+    queue.put("stuck")
+    with pytest.raises(TimeoutError):
+        queue.join(timeout=0.05)
+
+
+def test_bad_arguments_are_typed_errors(queue_store: QueueStore, tmp_path: Path) -> None:
+    for kwargs in ({"maxsize": -1}, {"maxsize": 1.5}, {"lease_timeout": 0}):
+        with pytest.raises(ValidationError):
+            PersistentQueue("q", queue_store, **kwargs)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError):
+        PersistentQueue("bad name", queue_store)
+    with pytest.raises(ValidationError):
+        PersistentQueue("q", queue_store, store_path=tmp_path / "x.db")
+    queue = PersistentQueue("q", queue_store)
+    with pytest.raises(ValidationError):
+        queue.get_messages(0)
+    with pytest.raises(ValidationError):
+        queue.get(timeout=-1)
+    with pytest.raises(ValidationError), queue.consume(max_attempts=0):
+        pass
+    with pytest.raises(ValidationError):
+        queue.put("x", delay=-1)
+    assert queue.stats().total == 0
+
+
+def test_a_store_from_a_url_is_owned_and_closed(tmp_path: Path) -> None:
+    with PersistentQueue("q", store="memory://") as queue:
+        queue.put(1)
+        store = queue.store
+    with pytest.raises(Exception, match="closed"):
+        store.stats("q")
+
+
+def test_a_store_instance_is_left_open(queue_store: QueueStore) -> None:
+    with PersistentQueue("q", queue_store) as queue:
+        queue.put(1)
+    assert queue_store.stats("q").ready == 1
