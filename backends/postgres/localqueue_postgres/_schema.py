@@ -94,13 +94,15 @@ def _read_version(conn: psycopg.Connection[tuple[object, ...]], t: Tables) -> in
     row = conn.execute(
         sql.SQL("SELECT value FROM {meta} WHERE key = 'schema_version'").format(meta=t.meta)
     ).fetchone()
-    if row is None:
-        return None
+    return None if row is None else _parse_version(t, row[0])
+
+
+def _parse_version(t: Tables, value: object) -> int:
     try:
-        return int(str(row[0]))
+        return int(str(value))
     except ValueError:
         raise StoreCorruptedError(
-            f"schema {t.schema_name!r}: unreadable localqueue schema version {row[0]!r}"
+            f"schema {t.schema_name!r}: unreadable localqueue schema version {value!r}"
         ) from None
 
 
@@ -126,16 +128,20 @@ def ensure_schema(conn: psycopg.Connection[tuple[object, ...]], t: Tables) -> No
         return
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", [t.lock_key])
-        found = _read_version(conn, t)
-        if found is not None:
-            _check(found)
-            return
         conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(t.schema))
         conn.execute(
             sql.SQL(
                 "CREATE TABLE IF NOT EXISTS {meta} (key text PRIMARY KEY, value text NOT NULL)"
             ).format(meta=t.meta)
         )
+        # Read the table itself, not to_regclass(): that may answer from a
+        # catalog cache older than the lock we waited for.
+        row = conn.execute(
+            sql.SQL("SELECT value FROM {meta} WHERE key = 'schema_version'").format(meta=t.meta)
+        ).fetchone()
+        if row is not None:
+            _check(_parse_version(t, row[0]))
+            return
         for statement in _ddl(t):
             conn.execute(statement)
         conn.execute(

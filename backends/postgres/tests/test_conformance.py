@@ -1,0 +1,28 @@
+"""The PostgreSQL stores against localqueue's shipped conformance suite."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from localqueue.testing import AttemptStoreSuite, QueueStoreSuite
+
+from .conftest import url_for
+
+pytestmark = pytest.mark.services
+
+
+class TestPostgresQueueStore(QueueStoreSuite):
+    # Leases and delays run on the server's clock, so time-based tests sleep for real.
+    real_time_unit = 0.4
+
+    @pytest.fixture(params=["msgpack", "json"])
+    def store_url(self, request: pytest.FixtureRequest, new_schema: Callable[[], str]) -> str:
+        return url_for(new_schema(), serializer=request.param)
+
+
+class TestPostgresAttemptStore(AttemptStoreSuite):
+    @pytest.fixture
+    def store_url(self, new_schema: Callable[[], str]) -> str:
+        return url_for(new_schema())
