@@ -36,23 +36,22 @@ def postgres_server() -> str:
     return BASE_URL
 
 
+SchemaURL = Callable[..., str]
+"""``schema_url(**options)``: the URL of a new, empty schema, with extra query options."""
+
+
 @pytest.fixture
-def new_schema(postgres_server: str) -> Iterator[Callable[[], str]]:
-    """Makes fresh schema names; every schema made is dropped after the test."""
+def schema_url(postgres_server: str) -> Iterator[SchemaURL]:
+    """Makes URLs of fresh schemas; every schema made is dropped after the test."""
     made: list[str] = []
 
-    def make() -> str:
-        made.append(f"lq_test_{uuid.uuid4().hex[:12]}")
-        return made[-1]
+    def make(**options: str) -> str:
+        schema = f"lq_test_{uuid.uuid4().hex[:12]}"
+        made.append(schema)
+        query = "&".join(f"{k}={v}" for k, v in {"schema": schema, **options}.items())
+        return f"{postgres_server}{'&' if '?' in postgres_server else '?'}{query}"
 
     yield make
     with admin_connect() as conn:
         for schema in made:
             conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
-
-
-def url_for(schema: str, **options: str) -> str:
-    """The test server's URL with ``schema`` and further query options."""
-    query = "&".join(f"{k}={v}" for k, v in {"schema": schema, **options}.items())
-    separator = "&" if "?" in BASE_URL else "?"
-    return f"{BASE_URL}{separator}{query}"

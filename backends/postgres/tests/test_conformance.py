@@ -8,8 +8,6 @@ import pytest
 
 from localqueue.testing import AttemptStoreSuite, QueueStoreSuite
 
-from .conftest import url_for
-
 pytestmark = pytest.mark.services
 
 
@@ -18,11 +16,11 @@ class TestPostgresQueueStore(QueueStoreSuite):
     real_time_unit = 0.4
 
     @pytest.fixture(params=["msgpack", "json"])
-    def store_url(self, request: pytest.FixtureRequest, new_schema: Callable[[], str]) -> str:
-        return url_for(new_schema(), serializer=request.param)
+    def store_url(self, request: pytest.FixtureRequest, schema_url: Callable[..., str]) -> str:
+        return schema_url(serializer=request.param)
 
 
 class TestPostgresAttemptStore(AttemptStoreSuite):
     @pytest.fixture
-    def store_url(self, new_schema: Callable[[], str]) -> str:
-        return url_for(new_schema())
+    def store_url(self, schema_url: Callable[..., str]) -> str:
+        return schema_url()
