@@ -16,6 +16,7 @@ import pytest
 from psycopg import sql
 
 from localqueue.testing.plugin import skip_or_fail_unreachable
+from localqueue.urls import redact
 
 BASE_URL = os.environ.get("LOCALQUEUE_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -32,7 +33,7 @@ def postgres_server() -> str:
         with admin_connect() as conn:
             conn.execute("SELECT 1")
     except psycopg.OperationalError as exc:
-        skip_or_fail_unreachable(f"PostgreSQL is unreachable at {BASE_URL}: {exc}")
+        skip_or_fail_unreachable(f"PostgreSQL is unreachable at {redact(BASE_URL)}: {exc}")
     return BASE_URL
 
 
