@@ -12,7 +12,7 @@ from localqueue.protocols import QueueStore
 from localqueue.registry import open_queue_store
 
 # The engines the layers above the protocols are tested over.
-ENGINES = ["memory"]
+ENGINES = ["memory", "sqlite", "lmdb"]
 
 
 def engine_url(engine: str, tmp_path: Path) -> str:

@@ -18,7 +18,7 @@ from localqueue.errors import (
     InvalidOptionError,
     UnknownBackendError,
 )
-from localqueue.registry import ClassBackend, available_schemes, open_queue_store, register
+from localqueue.registry import ClassBackend, open_queue_store, register
 from localqueue.stores.memory import MemoryAttemptStore, MemoryQueueStore
 from localqueue.urls import Option, StoreURL, redact
 
@@ -99,11 +99,29 @@ def test_unknown_scheme_names_installed_ones_and_suggests() -> None:
     assert isinstance(info.value, ValueError)
 
 
-def test_known_plugin_scheme_that_is_missing_gives_install_hint() -> None:
-    if "postgresql" in available_schemes():
-        pytest.skip("the PostgreSQL backend is installed here")
-    with pytest.raises(BackendNotInstalledError, match="pip install localqueue-postgres"):
-        open_queue_store("postgresql://localhost/test")
+def test_known_plugin_scheme_that_is_missing_gives_install_hint(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(registry._PLUGIN_HINTS, "nosuchdb", "pip install localqueue-nosuchdb")
+    with pytest.raises(BackendNotInstalledError, match="pip install localqueue-nosuchdb") as info:
+        open_queue_store("nosuchdb://localhost/test")
+    assert info.value.scheme == "nosuchdb"
+    assert isinstance(info.value, ImportError)
+
+
+def test_missing_lmdb_extra_gives_install_hint() -> None:
+    script = (
+        "import sys; sys.modules['lmdb'] = None\n"
+        "from localqueue import open_queue_store, BackendNotInstalledError\n"
+        "try:\n"
+        "    open_queue_store('lmdb:///nowhere')\n"
+        "except BackendNotInstalledError as exc:\n"
+        "    print(exc.install_hint)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False
+    )
+    assert result.stdout.strip() == "pip install 'localqueue[lmdb]'", result.stderr
 
 
 def test_unknown_option_is_an_error() -> None:

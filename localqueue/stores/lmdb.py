@@ -1,0 +1,1327 @@
+"""LMDB stores: memory-mapped B+trees for high-rate local queues.
+
+URL: ``lmdb:///relative/dir`` or ``lmdb:////absolute/dir`` (the directory is
+created if missing). Options: ``serializer``, ``durability`` (``sync`` or
+``nosync``), ``map_size`` (bytes) and ``max_readers``. See
+``docs/stores/lmdb.md``.
+
+Layout: one LMDB environment per directory, holding named databases:
+
+* ``messages``: message id -> record (a msgpack list, see ``_F_*``);
+* ``ready``: the delivery index of ready and leased messages, keyed so that a
+  queue's keys sort in delivery order: ``queue NUL ~priority time seq``, where
+  ``time`` is ``available_at`` (or, while leased, the lease deadline, so an
+  expired lease becomes available through the same index);
+* ``dead``: dead letters, ``queue NUL failed_at seq`` -> id;
+* ``dedup``: ``queue NUL hash(dedup key)`` -> id;
+* ``retry``: the attempt store's records;
+* ``meta``: the schema version and the put sequence counter.
+
+Every operation is one LMDB transaction, so it is atomic and, with
+``durability=sync``, durable when it returns. LMDB serialises writers with a
+process-shared mutex: writers queue instead of failing, so there is no busy
+timeout to configure. An environment may only be opened once per process, so
+handles on the same directory share one, and nothing opened before a
+``fork()`` is usable in the child.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import os
+import struct
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Self, TypeAlias, TypeVar
+
+import lmdb
+import msgpack
+
+from localqueue._models import Capability, MessageState, QueueMessage, QueueStats, RetryRecord
+from localqueue.errors import (
+    AttemptStoreLockedError,
+    ConfigurationError,
+    LocalQueueError,
+    QueueStoreLockedError,
+    SchemaVersionError,
+    StoreClosedError,
+    StoreCorruptedError,
+    StoreError,
+    StoreLockedError,
+)
+from localqueue.protocols import Clock, PurgeTarget
+from localqueue.registry import ClassBackend
+from localqueue.serializers import DEFAULT_SERIALIZER, Serializer, get_serializer
+from localqueue.stores._common import SERIALIZER_OPTION, new_lease_token, new_message_id
+from localqueue.urls import Option, StoreURL
+from localqueue.validation import (
+    MAX_PRIORITY,
+    check_batch,
+    check_dedup_key,
+    check_delay,
+    check_error,
+    check_lease_timeout,
+    check_limit,
+    check_message_ids,
+    check_payload,
+    check_priority,
+    check_purge_target,
+    check_queue_name,
+    check_retry_key,
+    check_timeout,
+    check_worker_id,
+)
+
+__all__ = ["OPTIONS", "SCHEMA_VERSION", "LMDBAttemptStore", "LMDBQueueStore", "backend"]
+
+SCHEMA_VERSION = 1
+"""The layout version this release writes; a newer one is refused."""
+
+DEFAULT_MAP_SIZE = 1 << 30
+"""1 GiB: the file is sparse, so this reserves address space, not disk."""
+
+OPTIONS: dict[str, Option[Any]] = {
+    "serializer": SERIALIZER_OPTION,
+    "durability": Option.choice(
+        "sync",
+        ("sync", "nosync"),
+        "sync: flushed to disk on every commit; nosync: survives a process crash, not a power loss",
+    ),
+    "map_size": Option.integer(
+        DEFAULT_MAP_SIZE, "initial map size in bytes; grows when full", minimum=1 << 20
+    ),
+    "max_readers": Option.integer(
+        126, "reader slots shared by every process (set by the first opener)", minimum=1
+    ),
+}
+"""The query-string options of ``lmdb://`` URLs."""
+
+_POLL_INTERVAL = 0.005  # cross-process wake-up latency bound of wait()
+_MAX_GROWTH_TRIES = 1
+
+# Record fields (a msgpack list): short and positional, this is internal metadata.
+_F_QUEUE, _F_STATE, _F_PRIORITY, _F_SEQ, _F_CREATED, _F_AVAILABLE = 0, 1, 2, 3, 4, 5
+_F_ATTEMPTS, _F_LEASED_BY, _F_TOKEN, _F_ERROR, _F_FAILED, _F_DEDUP = 6, 7, 8, 9, 10, 11
+_F_CODEC, _F_PAYLOAD = 12, 13
+
+_READY, _INFLIGHT, _DEAD = 0, 1, 2
+_STATE_BYTE = {_READY: b"\x00", _INFLIGHT: b"\x01"}
+
+_TAIL = struct.Struct(">IQQ")  # ~priority, sortable time, seq
+_PRIO = struct.Struct(">I")
+_DEAD_TAIL = struct.Struct(">QQ")  # sortable failed_at, seq
+_U64 = struct.Struct(">Q")
+_F64 = struct.Struct(">d")
+_SIGN = 1 << 63
+_ALL_BITS = (1 << 64) - 1
+_MAX_KEY = 511  # LMDB's default key size limit
+
+_SCHEMA_KEY = b"schema_version"
+_SEQ_KEY = b"seq"
+
+T = TypeVar("T")
+if TYPE_CHECKING:
+    Txn: TypeAlias = lmdb.Transaction[bytes]
+else:  # the runtime class is not generic; only the stubs are
+    Txn = lmdb.Transaction
+Record = list[Any]
+
+
+def _sortable(t: float) -> int:
+    """Map a float onto an unsigned 64-bit int with the same order (exact, no rounding)."""
+    bits: int = _U64.unpack(_F64.pack(t + 0.0))[0]  # + 0.0 turns -0.0 into 0.0
+    return bits ^ _SIGN if bits < _SIGN else bits ^ _ALL_BITS
+
+
+def _unsortable(u: int) -> float:
+    bits = u ^ _SIGN if u >= _SIGN else u ^ _ALL_BITS
+    (t,) = _F64.unpack(_U64.pack(bits))
+    return float(t)
+
+
+def _hash_key(text: str) -> bytes:
+    # Dedup and retry keys may be 512 characters, beyond LMDB's key limit.
+    return hashlib.blake2b(text.encode(), digest_size=20).digest()
+
+
+def _id_key(message_id: object) -> bytes | None:
+    if not isinstance(message_id, str):
+        return None
+    key = message_id.encode()
+    return key if 0 < len(key) <= _MAX_KEY else None
+
+
+# -- engine errors -------------------------------------------------------------
+
+_LOCKED = (lmdb.LockError, lmdb.ReadersFullError, lmdb.BadRslotError)
+_CORRUPT = (
+    lmdb.CorruptedError,
+    lmdb.InvalidError,
+    lmdb.PageNotFoundError,
+    lmdb.VersionMismatchError,
+    lmdb.PanicError,
+    lmdb.IncompatibleError,
+)
+
+
+@contextlib.contextmanager
+def _engine_errors(locked: type[StoreLockedError], path: str) -> Iterator[None]:
+    """Translate py-lmdb's exceptions into localqueue's tree."""
+    try:
+        yield
+    except LocalQueueError:
+        raise
+    except _LOCKED as exc:
+        raise locked(f"LMDB store {path!r} is locked or out of reader slots: {exc}") from exc
+    except _CORRUPT as exc:
+        raise StoreCorruptedError(f"LMDB store {path!r} is damaged or not LMDB: {exc}") from exc
+    except lmdb.MapFullError as exc:
+        raise StoreError(
+            f"LMDB store {path!r} is full and could not grow its map: {exc}; "
+            "raise the map_size option or free disk space"
+        ) from exc
+    except (lmdb.Error, OSError) as exc:
+        raise StoreError(f"LMDB store {path!r}: {type(exc).__name__}: {exc}") from exc
+
+
+def _unpack(value: bytes, what: str) -> Record:
+    try:
+        record = msgpack.unpackb(value, raw=False, use_list=True)
+    except Exception as exc:
+        raise StoreCorruptedError(f"LMDB record {what} cannot be decoded: {exc}") from exc
+    if not isinstance(record, list):
+        raise StoreCorruptedError(f"LMDB record {what} has an unknown shape")
+    return record
+
+
+_local = threading.local()
+
+
+def _pack(record: Record) -> bytes:
+    # A Packer per thread: building one per call costs as much as the packing.
+    packer = getattr(_local, "packer", None)
+    if packer is None:
+        packer = _local.packer = msgpack.Packer(use_bin_type=True)
+    data: bytes = packer.pack(record)
+    return data
+
+
+def _new_message_ids(count: int) -> list[str]:
+    """``count`` ids in the format of :func:`new_message_id`, with one clock read and one
+    ``urandom`` call for the whole batch."""
+    head = f"{time.time_ns() // 1_000_000:012x}"
+    tail = os.urandom(10 * count).hex()
+    return [head + tail[i : i + 20] for i in range(0, 20 * count, 20)]
+
+
+_MESSAGE_FIELDS = frozenset(f.name for f in dataclasses.fields(QueueMessage))
+
+
+def _build(fields: dict[str, Any]) -> QueueMessage:
+    """A ``QueueMessage`` from a complete dict of its fields.
+
+    The frozen dataclass's ``__init__`` sets each field through
+    ``object.__setattr__``; filling ``__dict__`` directly is several times
+    faster, which is most of the cost of returning a batch.
+    """
+    if fields.keys() != _MESSAGE_FIELDS:  # a field was added: take the safe road
+        return QueueMessage(**fields)
+    message: QueueMessage = object.__new__(QueueMessage)
+    message.__dict__.update(fields)
+    return message
+
+
+# -- the shared environment ------------------------------------------------------
+
+
+class _Environment:
+    """One open LMDB environment, shared by every store handle on it in this process.
+
+    LMDB forbids opening an environment twice in a process (its fcntl locks
+    belong to the process), so handles are reference-counted here. The gate
+    counts running transactions because the map may only be resized while
+    none is running in this process.
+    """
+
+    def __init__(self, path: str, durability: str, map_size: int, max_readers: int) -> None:
+        self.path = path
+        self.durability = durability
+        self.refs = 0
+        self.forked = False
+        self._active = 0
+        self._resizing = False
+        self._gate = threading.Condition()
+        # Wakes wait() callers of this process; other processes are polled.
+        self.changed = threading.Condition()
+        self.waiters = 0
+        sync = durability == "sync"
+        self.env = lmdb.open(
+            path,
+            map_size=map_size,
+            subdir=True,
+            max_dbs=8,
+            max_readers=max_readers,
+            sync=sync,
+            metasync=sync,
+            lock=True,
+            max_spare_txns=4,
+        )
+        try:
+            self._check_file_size()
+            self.env.reader_check()  # clear slots left by killed processes
+            with self.env.begin(write=True) as txn:
+                self.meta = self.env.open_db(b"meta", txn=txn)
+                self.messages = self.env.open_db(b"messages", txn=txn)
+                self.ready = self.env.open_db(b"ready", txn=txn)
+                self.dead = self.env.open_db(b"dead", txn=txn)
+                self.dedup = self.env.open_db(b"dedup", txn=txn)
+                self.retry = self.env.open_db(b"retry", txn=txn)
+                self._check_schema(txn)
+        except BaseException:
+            self.env.close()
+            raise
+
+    def _check_file_size(self) -> None:
+        # LMDB maps the file; touching a page past a truncated end kills the
+        # process with SIGBUS, so a short file is refused before any read.
+        needed = (self.env.info()["last_pgno"] + 1) * self.env.stat()["psize"]
+        actual = os.stat(os.path.join(self.path, "data.mdb")).st_size
+        if actual < needed:
+            raise StoreCorruptedError(
+                f"LMDB store {self.path!r} is truncated: data.mdb has {actual} bytes, "
+                f"its pages need {needed}"
+            )
+
+    def _check_schema(self, txn: Txn) -> None:
+        stored = txn.get(_SCHEMA_KEY, db=self.meta)
+        if stored is None:
+            txn.put(_SCHEMA_KEY, str(SCHEMA_VERSION).encode(), db=self.meta)
+            return
+        try:
+            found = int(stored)
+        except ValueError:
+            raise StoreCorruptedError(
+                f"LMDB store {self.path!r} has a malformed schema version {stored!r}"
+            ) from None
+        if found > SCHEMA_VERSION:
+            raise SchemaVersionError(found, SCHEMA_VERSION)
+        if found < 1:
+            raise StoreCorruptedError(f"LMDB store {self.path!r} has schema version {found}")
+
+    @contextlib.contextmanager
+    def transaction(self, write: bool) -> Iterator[Txn]:
+        """One transaction, counted so a map resize can wait for it."""
+        with self._gate:
+            while self._resizing:
+                self._gate.wait()
+            self._active += 1
+        try:
+            with self.env.begin(write=write) as txn:
+                yield txn
+        finally:
+            self._leave()
+
+    def _leave(self) -> None:
+        with self._gate:
+            self._active -= 1
+            if self._resizing and self._active == 0:
+                self._gate.notify_all()
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold off every transaction of this process."""
+        self.pause()
+        try:
+            yield
+        finally:
+            self.resume()
+
+    def pause(self) -> None:
+        """Wait for running transactions to end and hold off new ones until :meth:`resume`."""
+        with self._gate:
+            while self._resizing:
+                self._gate.wait()
+            self._resizing = True
+            while self._active:
+                self._gate.wait()
+
+    def resume(self) -> None:
+        """Let transactions start again."""
+        with self._gate:
+            self._resizing = False
+            self._gate.notify_all()
+
+    def grow(self, seen_size: int) -> None:
+        """Double the map, unless another thread already grew it past ``seen_size``."""
+        with self.exclusive():
+            size = self.env.info()["map_size"]
+            if size <= seen_size:
+                self.env.set_mapsize(size * 2)
+
+    def adopt_size(self) -> None:
+        """Take over the larger map size another process has set."""
+        with self.exclusive():
+            self.env.set_mapsize(0)
+
+    def run(self, write: bool, fn: Callable[[Txn], T]) -> T:
+        """Run ``fn`` in one transaction, growing or adopting the map size once if needed."""
+        for attempt in range(_MAX_GROWTH_TRIES + 1):
+            size = self.env.info()["map_size"]
+            try:
+                with self.transaction(write) as txn:
+                    return fn(txn)
+            except lmdb.MapFullError:
+                if attempt == _MAX_GROWTH_TRIES:
+                    raise
+                self.grow(size)
+            except lmdb.MapResizedError:
+                if attempt == _MAX_GROWTH_TRIES:
+                    raise
+                self.adopt_size()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def notify(self) -> None:
+        """Wake this process's waiters after a commit that made messages available."""
+        if self.waiters:
+            with self.changed:
+                self.changed.notify_all()
+
+    def next_seq(self, txn: Txn, count: int) -> int:
+        """Reserve ``count`` put sequence numbers; returns the first."""
+        raw = txn.get(_SEQ_KEY, db=self.meta)
+        first = 0 if raw is None else _U64.unpack(raw)[0]
+        txn.put(_SEQ_KEY, _U64.pack(first + count), db=self.meta)
+        return first
+
+
+_environments: dict[str, _Environment] = {}
+_environments_lock = threading.Lock()
+
+
+def _acquire(path: str, durability: str, map_size: int, max_readers: int) -> _Environment:
+    os.makedirs(path, exist_ok=True)
+    key = os.path.realpath(path)
+    with _environments_lock:
+        shared = _environments.get(key)
+        if shared is None:
+            shared = _Environment(key, durability, map_size, max_readers)
+            _environments[key] = shared
+        elif shared.durability != durability:
+            raise ConfigurationError(
+                f"LMDB store {key!r} is already open in this process with "
+                f"durability={shared.durability}; one process uses one durability per store"
+            )
+        shared.refs += 1
+        return shared
+
+
+def _release(shared: _Environment) -> None:
+    with _environments_lock:
+        shared.refs -= 1
+        if shared.refs > 0 or shared.forked:
+            return
+        if _environments.get(shared.path) is shared:
+            del _environments[shared.path]
+    with shared.exclusive():
+        shared.env.close()
+    with shared.changed:
+        shared.changed.notify_all()
+
+
+# An LMDB environment must not be used across fork(). Forking waits for this
+# process's running transactions to end, so the child inherits none; the child
+# then closes the inherited environments (LMDB clears only the child's own
+# reader slots, i.e. none) and can open the same directories afresh.
+
+
+def _pause_before_fork() -> None:
+    _environments_lock.acquire()
+    for shared in _environments.values():
+        shared.pause()
+
+
+def _resume_in_parent() -> None:
+    for shared in _environments.values():
+        shared.resume()
+    _environments_lock.release()
+
+
+def _forget_in_child() -> None:
+    global _environments_lock
+    _environments_lock = threading.Lock()
+    for shared in _environments.values():
+        shared.forked = True
+        with contextlib.suppress(Exception):
+            shared.env.close()
+    _environments.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(
+        before=_pause_before_fork,
+        after_in_parent=_resume_in_parent,
+        after_in_child=_forget_in_child,
+    )
+
+
+def _check_lmdb_url(url: StoreURL) -> dict[str, Any]:
+    if url.host:
+        raise ConfigurationError(
+            "lmdb URLs take no host: use lmdb:///relative/dir or lmdb:////absolute/dir"
+        )
+    if not url.path:
+        raise ConfigurationError(
+            "an lmdb URL needs a directory: lmdb:///relative/dir or lmdb:////absolute/dir"
+        )
+    return url.options(OPTIONS)
+
+
+class _LMDBHandle:
+    """What both stores share: opening, closing and running transactions."""
+
+    _locked_error: type[StoreLockedError] = StoreLockedError
+    _kind = "store"
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        durability: str,
+        map_size: int,
+        max_readers: int,
+        clock: Clock | None,
+    ) -> None:
+        if durability not in ("sync", "nosync"):
+            raise ConfigurationError(f"durability must be 'sync' or 'nosync', not {durability!r}")
+        if isinstance(map_size, bool) or not isinstance(map_size, int) or map_size < 1 << 20:
+            raise ConfigurationError("map_size must be an int of at least 1 MiB")
+        if isinstance(max_readers, bool) or not isinstance(max_readers, int) or max_readers < 1:
+            raise ConfigurationError("max_readers must be a positive int")
+        self.path = os.fspath(path)
+        self.durability = durability
+        self._clock: Clock = clock or time.time
+        with _engine_errors(self._locked_error, self.path):
+            self._env: _Environment | None = _acquire(self.path, durability, map_size, max_readers)
+
+    def _shared(self) -> _Environment:
+        shared = self._env
+        if shared is None:
+            raise StoreClosedError(f"the LMDB {self._kind} {self.path!r} is closed")
+        if shared.forked:
+            raise StoreError(
+                f"the LMDB {self._kind} {self.path!r} was opened before fork(); "
+                "open a new store in the child process"
+            )
+        return shared
+
+    def _write(self, fn: Callable[[_Environment, Txn], T]) -> T:
+        shared = self._shared()
+        with _engine_errors(self._locked_error, self.path):
+            return shared.run(True, lambda txn: fn(shared, txn))
+
+    def _read(self, fn: Callable[[_Environment, Txn], T]) -> T:
+        shared = self._shared()
+        with _engine_errors(self._locked_error, self.path):
+            return shared.run(False, lambda txn: fn(shared, txn))
+
+    def close(self) -> None:
+        """Release this handle; the environment closes with its last handle. Idempotent."""
+        shared, self._env = self._env, None
+        if shared is not None:
+            with _engine_errors(self._locked_error, self.path):
+                _release(shared)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# -- queue store ---------------------------------------------------------------
+
+
+def _prefix(queue: str) -> bytes:
+    return queue.encode() + b"\0"
+
+
+def _ready_key(prefix: bytes, record: Record) -> bytes:
+    return prefix + _TAIL.pack(
+        MAX_PRIORITY - record[_F_PRIORITY], _sortable(record[_F_AVAILABLE]), record[_F_SEQ]
+    )
+
+
+def _dead_key(prefix: bytes, record: Record) -> bytes:
+    return prefix + _DEAD_TAIL.pack(_sortable(record[_F_FAILED] or 0.0), record[_F_SEQ])
+
+
+def _scan(txn: Txn, db: Any, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+    cursor = txn.cursor(db=db)
+    if not cursor.set_range(prefix):
+        return
+    for key, value in cursor.iternext():
+        if not key.startswith(prefix):
+            return
+        yield key, value
+
+
+def _due(txn: Txn, db: Any, prefix: bytes, now_key: int, limit: int) -> list[tuple[bytes, bytes]]:
+    """Up to ``limit`` index entries due at ``now``, in delivery order.
+
+    Priority is the first sort key, so a not-yet-due entry only ends its own
+    priority band: the scan jumps to the next band instead of stopping.
+    """
+    found: list[tuple[bytes, bytes]] = []
+    cursor = txn.cursor(db=db)
+    n = len(prefix)
+    positioned = cursor.set_range(prefix)
+    while positioned and len(found) < limit:
+        key = cursor.key()
+        if not key.startswith(prefix):
+            break
+        inverted, time_key, _ = _TAIL.unpack_from(key, n)
+        if time_key <= now_key:
+            found.append((key, cursor.value()))
+            positioned = cursor.next()
+        elif inverted == 0xFFFFFFFF:
+            break
+        else:
+            positioned = cursor.set_range(prefix + _PRIO.pack(inverted + 1))
+    return found
+
+
+def _next_due_at(txn: Txn, db: Any, prefix: bytes) -> float | None:
+    """The earliest ``available_at`` (or lease end) among a queue's indexed messages."""
+    cursor = txn.cursor(db=db)
+    n = len(prefix)
+    earliest: int | None = None
+    positioned = cursor.set_range(prefix)
+    while positioned:
+        key = cursor.key()
+        if not key.startswith(prefix):
+            break
+        inverted, time_key, _ = _TAIL.unpack_from(key, n)
+        if earliest is None or time_key < earliest:
+            earliest = time_key
+        if inverted == 0xFFFFFFFF:
+            break
+        positioned = cursor.set_range(prefix + _PRIO.pack(inverted + 1))
+    return None if earliest is None else _unsortable(earliest)
+
+
+def _queue_names(txn: Txn, db: Any) -> set[str]:
+    names: set[str] = set()
+    cursor = txn.cursor(db=db)
+    positioned = cursor.first()
+    while positioned:
+        name = cursor.key().partition(b"\0")[0]
+        names.add(name.decode())
+        positioned = cursor.set_range(name + b"\x01")  # first key of the next queue
+    return names
+
+
+class LMDBQueueStore(_LMDBHandle):
+    """A queue store in an LMDB environment directory.
+
+    Args:
+        path: The environment's directory (created if missing).
+        serializer: Codec (or its name) for new values; msgpack by default.
+        durability: ``"sync"`` (default): every commit is flushed to disk before
+            returning. ``"nosync"``: commits survive a crash of the process but not
+            of the machine.
+        map_size: Initial map size in bytes (1 GiB); it doubles when full.
+        max_readers: Reader slots of the environment, fixed by its first opener.
+        clock: Time source; ``time.time`` by default.
+
+    Raises:
+        SchemaVersionError: The directory was written by a newer localqueue.
+        StoreCorruptedError: The directory holds damaged or non-LMDB files.
+        StoreError: The directory cannot be opened.
+    """
+
+    capabilities = frozenset(
+        {Capability.PERSISTENT, Capability.MULTI_PROCESS, Capability.INJECTABLE_CLOCK}
+    )
+    _locked_error = QueueStoreLockedError
+    _kind = "queue store"
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        serializer: Serializer | str = DEFAULT_SERIALIZER,
+        durability: str = "sync",
+        map_size: int = DEFAULT_MAP_SIZE,
+        max_readers: int = 126,
+        clock: Clock | None = None,
+    ) -> None:
+        self.serializer = get_serializer(serializer)
+        super().__init__(path, durability, map_size, max_readers, clock)
+
+    @classmethod
+    def from_url(cls, url: StoreURL, *, clock: Clock | None = None) -> Self:
+        """Open the store ``lmdb:///dir?serializer=...&durability=...`` names."""
+        options = _check_lmdb_url(url)
+        return cls(url.path, **options, clock=clock)
+
+    def __repr__(self) -> str:
+        return (
+            f"LMDBQueueStore({self.path!r}, serializer={self.serializer.name!r}, "
+            f"durability={self.durability!r})"
+        )
+
+    # -- helpers -----------------------------------------------------------------
+
+    @staticmethod
+    def _message(
+        rec: Record, message_id: str, now: float, token: str | None = None
+    ) -> QueueMessage:
+        state = rec[_F_STATE]
+        available_at = rec[_F_AVAILABLE]
+        if state == _DEAD:
+            effective, leased_until = MessageState.DEAD, None
+        elif state == _INFLIGHT and available_at > now:
+            effective, leased_until = MessageState.INFLIGHT, available_at
+        else:
+            effective, leased_until = MessageState.READY, None
+        return _build(
+            {
+                "id": message_id,
+                "queue": rec[_F_QUEUE],
+                "state": effective,
+                "payload": rec[_F_PAYLOAD],
+                "codec": rec[_F_CODEC],
+                "attempts": rec[_F_ATTEMPTS],
+                "created_at": rec[_F_CREATED],
+                "available_at": available_at,
+                "priority": rec[_F_PRIORITY],
+                "leased_until": leased_until,
+                "leased_by": rec[_F_LEASED_BY],
+                "lease_token": token,
+                "last_error": rec[_F_ERROR],
+                "failed_at": rec[_F_FAILED],
+                "dedup_key": rec[_F_DEDUP],
+            }
+        )
+
+    @staticmethod
+    def _get(shared: _Environment, txn: Txn, queue: str, id_key: bytes | None) -> Record | None:
+        if id_key is None:
+            return None
+        raw = txn.get(id_key, db=shared.messages)
+        if raw is None:
+            return None
+        rec = _unpack(raw, id_key.decode(errors="replace"))
+        return rec if rec[_F_QUEUE] == queue else None
+
+    @staticmethod
+    def _unindex(shared: _Environment, txn: Txn, prefix: bytes, rec: Record) -> None:
+        if rec[_F_STATE] == _DEAD:
+            txn.delete(_dead_key(prefix, rec), db=shared.dead)
+        else:
+            txn.delete(_ready_key(prefix, rec), db=shared.ready)
+
+    @staticmethod
+    def _index(shared: _Environment, txn: Txn, prefix: bytes, rec: Record, id_key: bytes) -> None:
+        if rec[_F_STATE] == _DEAD:
+            txn.put(_dead_key(prefix, rec), id_key, db=shared.dead)
+        else:
+            txn.put(_ready_key(prefix, rec), _STATE_BYTE[rec[_F_STATE]] + id_key, db=shared.ready)
+
+    def _remove(
+        self, shared: _Environment, txn: Txn, prefix: bytes, rec: Record, id_key: bytes
+    ) -> None:
+        self._unindex(shared, txn, prefix, rec)
+        txn.delete(id_key, db=shared.messages)
+        if rec[_F_DEDUP] is not None:
+            txn.delete(prefix + _hash_key(rec[_F_DEDUP]), db=shared.dedup)
+
+    # -- QueueStore ------------------------------------------------------------------
+
+    def put(
+        self,
+        queue: str,
+        payload: bytes,
+        *,
+        codec: str,
+        delay: float = 0.0,
+        priority: int = 0,
+        dedup_key: str | None = None,
+    ) -> QueueMessage:
+        """Store one message in one write transaction."""
+        check_queue_name(queue)
+        check_payload(payload)
+        delay = check_delay(delay)
+        check_priority(priority)
+        check_dedup_key(dedup_key)
+        prefix = _prefix(queue)
+
+        def put(shared: _Environment, txn: Txn) -> tuple[QueueMessage, bool]:
+            now = self._clock()
+            if dedup_key is not None:
+                dedup_db_key = prefix + _hash_key(dedup_key)
+                existing = txn.get(dedup_db_key, db=shared.dedup)
+                if existing is not None:
+                    rec = self._get(shared, txn, queue, existing)
+                    if rec is not None and rec[_F_DEDUP] == dedup_key:
+                        return self._message(rec, existing.decode(), now), False
+            message_id = new_message_id()
+            id_key = message_id.encode()
+            rec = [queue, _READY, priority, shared.next_seq(txn, 1), now, now + delay, 0, None,
+                   None, None, None, dedup_key, codec, payload]  # fmt: skip
+            txn.put(id_key, _pack(rec), db=shared.messages)
+            self._index(shared, txn, prefix, rec, id_key)
+            if dedup_key is not None:
+                txn.put(dedup_db_key, id_key, db=shared.dedup)
+            return self._message(rec, message_id, now), True
+
+        message, stored = self._write(put)
+        if stored:
+            self._shared().notify()
+        return message
+
+    def put_many(
+        self,
+        queue: str,
+        payloads: Sequence[bytes],
+        *,
+        codec: str,
+        delay: float = 0.0,
+        priority: int = 0,
+    ) -> list[QueueMessage]:
+        """Store several messages in one write transaction."""
+        check_queue_name(queue)
+        items = check_batch(payloads)
+        delay = check_delay(delay)
+        check_priority(priority)
+        if not items:
+            return []
+        prefix = _prefix(queue)
+        inverted = MAX_PRIORITY - priority
+
+        def put_many(shared: _Environment, txn: Txn) -> list[QueueMessage]:
+            now = self._clock()
+            available_at = now + delay
+            head = prefix + _PRIO.pack(inverted) + _U64.pack(_sortable(available_at))
+            seq = shared.next_seq(txn, len(items))
+            base: dict[str, Any] = {
+                "id": "",
+                "queue": queue,
+                "state": MessageState.READY,  # delayed is a stats view of READY
+                "payload": b"",
+                "codec": codec,
+                "attempts": 0,
+                "created_at": now,
+                "available_at": available_at,
+                "priority": priority,
+                "leased_until": None,
+                "leased_by": None,
+                "lease_token": None,
+                "last_error": None,
+                "failed_at": None,
+                "dedup_key": None,
+            }
+            records: list[tuple[bytes, bytes]] = []
+            index: list[tuple[bytes, bytes]] = []
+            messages: list[QueueMessage] = []
+            for message_id, payload in zip(_new_message_ids(len(items)), items, strict=True):
+                id_key = message_id.encode()
+                rec = [queue, _READY, priority, seq, now, available_at, 0, None, None, None,
+                       None, None, codec, payload]  # fmt: skip
+                records.append((id_key, _pack(rec)))
+                index.append((head + _U64.pack(seq), b"\x00" + id_key))
+                fields = base.copy()
+                fields["id"], fields["payload"] = message_id, payload
+                messages.append(_build(fields))
+                seq += 1
+            txn.cursor(db=shared.messages).putmulti(records)
+            txn.cursor(db=shared.ready).putmulti(index)
+            return messages
+
+        messages = self._write(put_many)
+        self._shared().notify()
+        return messages
+
+    def lease(
+        self,
+        queue: str,
+        *,
+        lease_timeout: float,
+        leased_by: str | None = None,
+        limit: int = 1,
+    ) -> list[QueueMessage]:
+        """Lease up to ``limit`` available messages in one write transaction."""
+        check_queue_name(queue)
+        lease_timeout = check_lease_timeout(lease_timeout)
+        check_worker_id(leased_by)
+        check_limit(limit)
+        prefix = _prefix(queue)
+
+        def lease(shared: _Environment, txn: Txn) -> list[QueueMessage]:
+            now = self._clock()
+            leased: list[QueueMessage] = []
+            for key, value in _due(txn, shared.ready, prefix, _sortable(now), limit):
+                id_key = value[1:]
+                raw = txn.get(id_key, db=shared.messages)
+                if raw is None:
+                    raise StoreCorruptedError(f"index entry for missing message {id_key!r}")
+                rec = _unpack(raw, id_key.decode(errors="replace"))
+                txn.delete(key, db=shared.ready)
+                token = new_lease_token()
+                rec[_F_STATE] = _INFLIGHT
+                rec[_F_ATTEMPTS] += 1
+                rec[_F_AVAILABLE] = now + lease_timeout
+                rec[_F_LEASED_BY] = leased_by
+                rec[_F_TOKEN] = token
+                txn.put(id_key, _pack(rec), db=shared.messages)
+                self._index(shared, txn, prefix, rec, id_key)
+                leased.append(self._message(rec, id_key.decode(), now, token))
+            return leased
+
+        return self._write(lease)
+
+    def wait(self, queue: str, timeout: float) -> None:
+        """Block until a commit may have made a message available, a timer is due, or timeout.
+
+        Commits in this process wake waiters at once; commits by other processes
+        are noticed by polling the environment's last transaction id every 5 ms.
+        """
+        check_queue_name(queue)
+        timeout = check_timeout(timeout)
+        prefix = _prefix(queue)
+        shared = self._shared()
+        deadline = time.monotonic() + timeout
+
+        def snapshot(shared: _Environment, txn: Txn) -> tuple[int, bool, float | None]:
+            now = self._clock()
+            if _due(txn, shared.ready, prefix, _sortable(now), 1):
+                return txn.id(), True, None
+            due_at = _next_due_at(txn, shared.ready, prefix)
+            return txn.id(), False, None if due_at is None else max(0.0, due_at - now)
+
+        with shared.changed:
+            shared.waiters += 1
+            try:
+                seen, available, due_in = self._read(snapshot)
+                if available:
+                    return
+                if due_in is not None:
+                    deadline = min(deadline, time.monotonic() + due_in)
+                while True:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0 or self._env is None:
+                        return
+                    if shared.changed.wait(min(remaining, _POLL_INTERVAL)):
+                        return
+                    with _engine_errors(self._locked_error, self.path):
+                        if self._shared().env.info()["last_txnid"] != seen:
+                            return
+            finally:
+                shared.waiters -= 1
+
+    def ack(self, queue: str, message_id: str, *, lease_token: str | None = None) -> bool:
+        """Delete a message in one write transaction."""
+        check_queue_name(queue)
+        id_key = _id_key(message_id)
+        prefix = _prefix(queue)
+
+        def ack(shared: _Environment, txn: Txn) -> bool:
+            rec = self._get(shared, txn, queue, id_key)
+            if rec is None or id_key is None:
+                return False
+            if lease_token is not None and rec[_F_TOKEN] != lease_token:
+                return False
+            self._remove(shared, txn, prefix, rec, id_key)
+            return True
+
+        return self._write(ack)
+
+    def ack_many(self, queue: str, leases: Sequence[tuple[str, str | None]]) -> int:
+        """Delete several messages in one write transaction."""
+        check_queue_name(queue)
+        if len(leases) > 0:
+            check_limit(len(leases))
+        prefix = _prefix(queue)
+
+        def ack_many(shared: _Environment, txn: Txn) -> int:
+            acked = 0
+            for message_id, token in leases:
+                id_key = _id_key(message_id)
+                rec = self._get(shared, txn, queue, id_key)
+                if rec is None or id_key is None:
+                    continue
+                if token is None or rec[_F_TOKEN] == token:
+                    self._remove(shared, txn, prefix, rec, id_key)
+                    acked += 1
+            return acked
+
+        return self._write(ack_many) if leases else 0
+
+    def _held(
+        self, shared: _Environment, txn: Txn, queue: str, id_key: bytes | None, token: str | None
+    ) -> Record | None:
+        rec = self._get(shared, txn, queue, id_key)
+        if rec is None or rec[_F_STATE] == _DEAD:
+            return None
+        if token is not None and rec[_F_TOKEN] != token:
+            return None
+        return rec
+
+    def release(
+        self,
+        queue: str,
+        message_id: str,
+        *,
+        lease_token: str | None = None,
+        delay: float = 0.0,
+        error: str | None = None,
+    ) -> bool:
+        """Make a message ready again after ``delay``, in one write transaction."""
+        check_queue_name(queue)
+        delay = check_delay(delay)
+        error = check_error(error)
+        id_key = _id_key(message_id)
+        prefix = _prefix(queue)
+
+        def release(shared: _Environment, txn: Txn) -> bool:
+            rec = self._held(shared, txn, queue, id_key, lease_token)
+            if rec is None or id_key is None:
+                return False
+            now = self._clock()
+            self._unindex(shared, txn, prefix, rec)
+            rec[_F_STATE] = _READY
+            rec[_F_AVAILABLE] = now + delay
+            rec[_F_TOKEN] = None
+            if error is not None:
+                rec[_F_ERROR], rec[_F_FAILED] = error, now
+            txn.put(id_key, _pack(rec), db=shared.messages)
+            self._index(shared, txn, prefix, rec, id_key)
+            return True
+
+        released = self._write(release)
+        if released:
+            self._shared().notify()
+        return released
+
+    def extend(
+        self, queue: str, message_id: str, *, lease_token: str, lease_timeout: float
+    ) -> bool:
+        """Move the end of a held lease to ``lease_timeout`` seconds from now."""
+        check_queue_name(queue)
+        lease_timeout = check_lease_timeout(lease_timeout)
+        id_key = _id_key(message_id)
+        prefix = _prefix(queue)
+
+        def extend(shared: _Environment, txn: Txn) -> bool:
+            rec = self._get(shared, txn, queue, id_key)
+            if rec is None or id_key is None:
+                return False
+            if rec[_F_STATE] != _INFLIGHT or rec[_F_TOKEN] != lease_token:
+                return False
+            self._unindex(shared, txn, prefix, rec)
+            rec[_F_AVAILABLE] = self._clock() + lease_timeout
+            txn.put(id_key, _pack(rec), db=shared.messages)
+            self._index(shared, txn, prefix, rec, id_key)
+            return True
+
+        return self._write(extend)
+
+    def dead_letter(
+        self,
+        queue: str,
+        message_id: str,
+        *,
+        lease_token: str | None = None,
+        error: str | None = None,
+    ) -> bool:
+        """Move a message to dead-letter storage in one write transaction."""
+        check_queue_name(queue)
+        error = check_error(error)
+        id_key = _id_key(message_id)
+        prefix = _prefix(queue)
+
+        def dead_letter(shared: _Environment, txn: Txn) -> bool:
+            rec = self._held(shared, txn, queue, id_key, lease_token)
+            if rec is None or id_key is None:
+                return False
+            self._unindex(shared, txn, prefix, rec)
+            rec[_F_STATE] = _DEAD
+            rec[_F_TOKEN] = None
+            rec[_F_ERROR], rec[_F_FAILED] = error, self._clock()
+            txn.put(id_key, _pack(rec), db=shared.messages)
+            self._index(shared, txn, prefix, rec, id_key)
+            return True
+
+        return self._write(dead_letter)
+
+    def requeue_dead(self, queue: str, message_ids: Sequence[str] | None = None) -> int:
+        """Return dead letters to the ready state in one write transaction."""
+        check_queue_name(queue)
+        ids = None if message_ids is None else check_message_ids(message_ids)
+        prefix = _prefix(queue)
+
+        def requeue(shared: _Environment, txn: Txn) -> int:
+            now = self._clock()
+            if ids is None:
+                id_keys: list[bytes | None] = [v for _, v in _scan(txn, shared.dead, prefix)]
+            else:
+                id_keys = [_id_key(i) for i in dict.fromkeys(ids)]
+            count = 0
+            for id_key in id_keys:
+                rec = self._get(shared, txn, queue, id_key)
+                if rec is None or id_key is None or rec[_F_STATE] != _DEAD:
+                    continue
+                self._unindex(shared, txn, prefix, rec)
+                rec[_F_STATE] = _READY
+                rec[_F_ATTEMPTS] = 0
+                rec[_F_AVAILABLE] = now
+                txn.put(id_key, _pack(rec), db=shared.messages)
+                self._index(shared, txn, prefix, rec, id_key)
+                count += 1
+            return count
+
+        count = self._write(requeue)
+        if count:
+            self._shared().notify()
+        return count
+
+    def purge(self, queue: str, target: PurgeTarget = "ready") -> int:
+        """Delete ready, dead or all messages in one write transaction."""
+        check_queue_name(queue)
+        check_purge_target(target)
+        prefix = _prefix(queue)
+        n = len(prefix)
+
+        def purge(shared: _Environment, txn: Txn) -> int:
+            now_key = _sortable(self._clock())
+            doomed: list[bytes] = []
+            if target in ("ready", "all"):
+                for key, value in _scan(txn, shared.ready, prefix):
+                    expired = _TAIL.unpack_from(key, n)[1] <= now_key
+                    if target == "all" or value[:1] == b"\x00" or expired:
+                        doomed.append(value[1:])
+            if target in ("dead", "all"):
+                doomed.extend(v for _, v in _scan(txn, shared.dead, prefix))
+            for id_key in doomed:
+                rec = self._get(shared, txn, queue, id_key)
+                if rec is not None:
+                    self._remove(shared, txn, prefix, rec, id_key)
+            return len(doomed)
+
+        return self._write(purge)
+
+    def peek(self, queue: str) -> QueueMessage | None:
+        """The next message ``lease`` would return, not leased."""
+        check_queue_name(queue)
+        prefix = _prefix(queue)
+
+        def peek(shared: _Environment, txn: Txn) -> QueueMessage | None:
+            now = self._clock()
+            due = _due(txn, shared.ready, prefix, _sortable(now), 1)
+            if not due:
+                return None
+            id_key = due[0][1][1:]
+            rec = self._get(shared, txn, queue, id_key)
+            return None if rec is None else self._message(rec, id_key.decode(), now)
+
+        return self._read(peek)
+
+    def inspect(self, queue: str, message_id: str) -> QueueMessage | None:
+        """One message by id."""
+        check_queue_name(queue)
+        id_key = _id_key(message_id)
+
+        def inspect(shared: _Environment, txn: Txn) -> QueueMessage | None:
+            rec = self._get(shared, txn, queue, id_key)
+            return None if rec is None else self._message(rec, message_id, self._clock())
+
+        return self._read(inspect)
+
+    def dead_letters(self, queue: str, *, limit: int | None = None) -> list[QueueMessage]:
+        """Dead letters, oldest failure first."""
+        check_queue_name(queue)
+        if limit is not None:
+            check_limit(limit)
+        prefix = _prefix(queue)
+
+        def dead_letters(shared: _Environment, txn: Txn) -> list[QueueMessage]:
+            now = self._clock()
+            found: list[QueueMessage] = []
+            for _, id_key in _scan(txn, shared.dead, prefix):
+                if limit is not None and len(found) >= limit:
+                    break
+                rec = self._get(shared, txn, queue, id_key)
+                if rec is not None:
+                    found.append(self._message(rec, id_key.decode(), now))
+            return found
+
+        return self._read(dead_letters)
+
+    def stats(self, queue: str) -> QueueStats:
+        """Counts by effective state, from the indexes alone."""
+        check_queue_name(queue)
+        prefix = _prefix(queue)
+        n = len(prefix)
+
+        def stats(shared: _Environment, txn: Txn) -> QueueStats:
+            now_key = _sortable(self._clock())
+            ready = delayed = inflight = 0
+            for key, value in _scan(txn, shared.ready, prefix):
+                if _TAIL.unpack_from(key, n)[1] <= now_key:
+                    ready += 1
+                elif value[:1] == b"\x01":
+                    inflight += 1
+                else:
+                    delayed += 1
+            dead = sum(1 for _ in _scan(txn, shared.dead, prefix))
+            return QueueStats(ready=ready, delayed=delayed, inflight=inflight, dead=dead)
+
+        return self._read(stats)
+
+    def queues(self) -> list[str]:
+        """Queues holding at least one message."""
+
+        def queues(shared: _Environment, txn: Txn) -> list[str]:
+            return sorted(_queue_names(txn, shared.ready) | _queue_names(txn, shared.dead))
+
+        return self._read(queues)
+
+
+# -- attempt store ---------------------------------------------------------------
+
+# Retry record fields: key, attempts, first_attempt_at, last_attempt_at, exhausted, last_error.
+
+
+def _retry_record(raw: bytes, key: str) -> RetryRecord:
+    fields = _unpack(raw, f"retry {key!r}")
+    try:
+        return RetryRecord(key, *fields[1:6])
+    except TypeError as exc:
+        raise StoreCorruptedError(f"LMDB retry record {key!r} has an unknown shape") from exc
+
+
+def _retry_value(record: RetryRecord) -> bytes:
+    return _pack(
+        [
+            record.key,
+            record.attempts,
+            record.first_attempt_at,
+            record.last_attempt_at,
+            record.exhausted,
+            record.last_error,
+        ]
+    )
+
+
+class LMDBAttemptStore(_LMDBHandle):
+    """An attempt store in an LMDB environment directory (its own ``retry`` database).
+
+    It can share the directory, and the URL, with an :class:`LMDBQueueStore`.
+
+    Args:
+        path: The environment's directory (created if missing).
+        durability: ``"sync"`` (default) or ``"nosync"``, as for the queue store.
+        map_size: Initial map size in bytes (1 GiB); it doubles when full.
+        max_readers: Reader slots of the environment, fixed by its first opener.
+        clock: Time source; ``time.time`` by default.
+    """
+
+    capabilities = frozenset(
+        {Capability.PERSISTENT, Capability.MULTI_PROCESS, Capability.INJECTABLE_CLOCK}
+    )
+    _locked_error = AttemptStoreLockedError
+    _kind = "attempt store"
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        durability: str = "sync",
+        map_size: int = DEFAULT_MAP_SIZE,
+        max_readers: int = 126,
+        clock: Clock | None = None,
+    ) -> None:
+        super().__init__(path, durability, map_size, max_readers, clock)
+
+    @classmethod
+    def from_url(cls, url: StoreURL, *, clock: Clock | None = None) -> Self:
+        """Open the store ``lmdb:///dir`` names (``serializer`` is accepted and unused)."""
+        options = _check_lmdb_url(url)
+        options.pop("serializer")
+        return cls(url.path, **options, clock=clock)
+
+    def __repr__(self) -> str:
+        return f"LMDBAttemptStore({self.path!r}, durability={self.durability!r})"
+
+    def get_record(self, key: str) -> RetryRecord | None:
+        """The record of ``key``, if any."""
+        check_retry_key(key)
+
+        def get(shared: _Environment, txn: Txn) -> RetryRecord | None:
+            raw = txn.get(_hash_key(key), db=shared.retry)
+            return None if raw is None else _retry_record(raw, key)
+
+        return self._read(get)
+
+    def begin_attempt(self, key: str) -> RetryRecord:
+        """Count one more attempt for ``key`` in one write transaction."""
+        check_retry_key(key)
+        db_key = _hash_key(key)
+
+        def begin(shared: _Environment, txn: Txn) -> RetryRecord:
+            now = self._clock()
+            raw = txn.get(db_key, db=shared.retry)
+            if raw is None:
+                record = RetryRecord(key=key, attempts=1, first_attempt_at=now, last_attempt_at=now)
+            else:
+                old = _retry_record(raw, key)
+                record = RetryRecord(
+                    key=key,
+                    attempts=old.attempts + 1,
+                    first_attempt_at=old.first_attempt_at,
+                    last_attempt_at=now,
+                    exhausted=old.exhausted,
+                    last_error=old.last_error,
+                )
+            txn.put(db_key, _retry_value(record), db=shared.retry)
+            return record
+
+        return self._write(begin)
+
+    def record_failure(
+        self, key: str, error: str | None, *, exhausted: bool = False
+    ) -> RetryRecord | None:
+        """Record the latest failure of ``key`` in one write transaction."""
+        check_retry_key(key)
+        error = check_error(error)
+        db_key = _hash_key(key)
+
+        def record_failure(shared: _Environment, txn: Txn) -> RetryRecord | None:
+            raw = txn.get(db_key, db=shared.retry)
+            if raw is None:
+                return None
+            old = _retry_record(raw, key)
+            record = RetryRecord(
+                key=key,
+                attempts=old.attempts,
+                first_attempt_at=old.first_attempt_at,
+                last_attempt_at=old.last_attempt_at,
+                exhausted=old.exhausted or exhausted,
+                last_error=error,
+            )
+            txn.put(db_key, _retry_value(record), db=shared.retry)
+            return record
+
+        return self._write(record_failure)
+
+    def reset(self, key: str) -> bool:
+        """Forget ``key``."""
+        check_retry_key(key)
+        db_key = _hash_key(key)
+        return self._write(lambda shared, txn: txn.delete(db_key, db=shared.retry))
+
+
+backend = ClassBackend(LMDBQueueStore, LMDBAttemptStore)
+"""What the ``lmdb`` scheme resolves to."""

@@ -1,0 +1,1052 @@
+"""SQLite stores: the default engine, standard library only.
+
+One file holds any number of queues (table ``messages``) and the retry
+records (table ``retry_records``); several threads, store instances and OS
+processes may use it at once. The database runs in WAL mode, so readers never
+block the single writer, and each handle keeps one connection guarded by a
+lock.
+
+URL: ``sqlite:///relative.db``, ``sqlite:////absolute.db`` or a plain path.
+Options: ``serializer``, ``durability`` (``full``/``normal``/``off``, mapped to
+``PRAGMA synchronous``), ``timeout`` (seconds of lock contention retried
+before :class:`~localqueue.errors.QueueStoreLockedError`) and
+``poll_interval`` (how often a blocked ``wait`` looks for other processes'
+writes). See ``docs/stores/sqlite.md``.
+
+Layout choices that keep the hot paths to one statement each:
+
+* While a message is leased its ``available_at`` holds the lease deadline, so
+  "available" is one range on one partial index for ready messages and
+  expired leases alike: ``state < 2 AND available_at <= now``.
+* ``put`` is a single ``INSERT`` whose message is built client-side, a
+  single-message ``lease`` is a single ``UPDATE ... RETURNING`` and ``ack`` a
+  single ``DELETE``; no reclaim scans, no read-backs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Final, Self, TypeVar
+
+from localqueue._models import Capability, MessageState, QueueMessage, QueueStats, RetryRecord
+from localqueue.errors import (
+    AttemptStoreLockedError,
+    ConfigurationError,
+    QueueStoreLockedError,
+    SchemaVersionError,
+    StoreClosedError,
+    StoreCorruptedError,
+    StoreError,
+    StoreLockedError,
+)
+from localqueue.protocols import Clock, PurgeTarget
+from localqueue.registry import ClassBackend
+from localqueue.serializers import DEFAULT_SERIALIZER, Serializer, get_serializer
+from localqueue.stores._common import SERIALIZER_OPTION, new_message_id
+from localqueue.urls import Option, StoreURL
+from localqueue.validation import (
+    check_batch,
+    check_dedup_key,
+    check_delay,
+    check_error,
+    check_lease_timeout,
+    check_limit,
+    check_message_ids,
+    check_payload,
+    check_priority,
+    check_purge_target,
+    check_queue_name,
+    check_retry_key,
+    check_timeout,
+    check_worker_id,
+)
+
+__all__ = ["OPTIONS", "SCHEMA_VERSION", "SQLiteAttemptStore", "SQLiteQueueStore", "backend"]
+
+T = TypeVar("T")
+
+SCHEMA_VERSION: Final = 1
+"""The schema version this release writes, recorded in ``PRAGMA user_version``."""
+
+DURABILITY_LEVELS: Final = {"full": 2, "normal": 1, "off": 0}
+"""``durability`` option -> ``PRAGMA synchronous`` value."""
+
+
+def _positive_seconds(text: str) -> float:
+    value = float(text)
+    if not 0 < value < float("inf"):
+        raise ValueError("must be a finite number > 0")
+    return value
+
+
+OPTIONS: dict[str, Option[Any]] = {
+    "serializer": SERIALIZER_OPTION,
+    "durability": Option.choice(
+        "full",
+        tuple(DURABILITY_LEVELS),
+        "full (fsync every commit), normal (fsync at checkpoints) or off (never fsync)",
+    ),
+    "timeout": Option.number(30.0, "seconds lock contention is retried before failing"),
+    "poll_interval": Option(
+        _positive_seconds, 0.005, "seconds between checks for other processes' writes in wait"
+    ),
+}
+"""The query-string options of ``sqlite://`` URLs (the same for both store kinds)."""
+
+_READY, _INFLIGHT, _DEAD = 0, 1, 2
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (
+    seq          INTEGER PRIMARY KEY,
+    id           TEXT    NOT NULL UNIQUE,
+    queue        TEXT    NOT NULL,
+    state        INTEGER NOT NULL DEFAULT 0,
+    priority     INTEGER NOT NULL DEFAULT 0,
+    available_at REAL    NOT NULL,
+    created_at   REAL    NOT NULL,
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    leased_by    TEXT,
+    lease_token  TEXT,
+    last_error   TEXT,
+    failed_at    REAL,
+    dedup_key    TEXT,
+    codec        TEXT    NOT NULL,
+    payload      BLOB    NOT NULL
+);
+-- Delivery order for ready messages and leases, expired or not. The trailing
+-- state column makes stats() a covering-index scan.
+CREATE INDEX IF NOT EXISTS messages_available
+    ON messages (queue, priority DESC, available_at, seq, state) WHERE state < 2;
+CREATE INDEX IF NOT EXISTS messages_dead
+    ON messages (queue, failed_at, seq) WHERE state = 2;
+CREATE UNIQUE INDEX IF NOT EXISTS messages_dedup
+    ON messages (queue, dedup_key) WHERE dedup_key IS NOT NULL;
+CREATE TABLE IF NOT EXISTS retry_records (
+    key              TEXT    PRIMARY KEY,
+    attempts         INTEGER NOT NULL,
+    first_attempt_at REAL    NOT NULL,
+    last_attempt_at  REAL    NOT NULL,
+    exhausted        INTEGER NOT NULL DEFAULT 0,
+    last_error       TEXT
+);
+"""
+_OUR_TABLES = ("messages", "retry_records")
+
+# -- SQL of the queue store ----------------------------------------------------
+
+_COLUMNS = (
+    "id, state, priority, available_at, created_at, attempts, leased_by, "
+    "last_error, failed_at, dedup_key, codec, payload"
+)
+_PUT = (
+    "INSERT INTO messages (id, queue, priority, available_at, created_at, codec, payload) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+_PUT_DEDUP = (
+    "INSERT INTO messages "
+    "(id, queue, priority, available_at, created_at, codec, payload, dedup_key) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (queue, dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING"
+)
+_BY_DEDUP = f"SELECT {_COLUMNS} FROM messages WHERE queue = ? AND dedup_key = ?"
+_NEXT = (
+    "SELECT {cols} FROM messages WHERE queue = ?1 AND state < 2 AND available_at <= ?2 "
+    "ORDER BY priority DESC, available_at, seq LIMIT ?3"
+)
+_LEASE_SET = (
+    "UPDATE messages SET state = 1, attempts = attempts + 1, available_at = ?4, "
+    "leased_by = ?5, lease_token = lower(hex(randomblob(8))) "
+)
+_LEASE_ONE = (
+    _LEASE_SET + "WHERE seq = (SELECT seq FROM messages WHERE queue = ?1 AND state < 2 "
+    "AND available_at <= ?2 ORDER BY priority DESC, available_at, seq LIMIT ?3) "
+    f"RETURNING lease_token, {_COLUMNS}"
+)
+_LEASE_SEQS = (
+    _LEASE_SET + "WHERE seq IN (SELECT value FROM json_each(?6)) "
+    f"RETURNING seq, lease_token, {_COLUMNS}"
+)
+_ACK = "DELETE FROM messages WHERE id = ?1 AND queue = ?2 AND (?3 IS NULL OR lease_token = ?3)"
+_RELEASE = (
+    "UPDATE messages SET state = 0, available_at = ?3, lease_token = NULL, "
+    "last_error = coalesce(?5, last_error), "
+    "failed_at = CASE WHEN ?5 IS NULL THEN failed_at ELSE ?6 END "
+    "WHERE id = ?1 AND queue = ?2 AND state < 2 AND (?4 IS NULL OR lease_token = ?4)"
+)
+_EXTEND = (
+    "UPDATE messages SET available_at = ?3 "
+    "WHERE id = ?1 AND queue = ?2 AND state = 1 AND lease_token = ?4"
+)
+_DEAD_LETTER = (
+    "UPDATE messages SET state = 2, lease_token = NULL, last_error = ?4, failed_at = ?5 "
+    "WHERE id = ?1 AND queue = ?2 AND state < 2 AND (?3 IS NULL OR lease_token = ?3)"
+)
+_REQUEUE_ALL = (
+    "UPDATE messages SET state = 0, attempts = 0, available_at = ?2 WHERE queue = ?1 AND state = 2"
+)
+_REQUEUE_ONE = (
+    "UPDATE messages SET state = 0, attempts = 0, available_at = ?3 "
+    "WHERE id = ?1 AND queue = ?2 AND state = 2"
+)
+_PURGE_READY = (
+    "DELETE FROM messages WHERE queue = ? AND state < 2 AND (state = 0 OR available_at <= ?)"
+)
+_PURGE_DEAD = "DELETE FROM messages WHERE queue = ? AND state = 2"
+_PURGE_NOT_DEAD = "DELETE FROM messages WHERE queue = ? AND state < 2"
+_INSPECT = f"SELECT {_COLUMNS} FROM messages WHERE id = ? AND queue = ?"
+_DEAD_LETTERS = (
+    f"SELECT {_COLUMNS} FROM messages WHERE queue = ? AND state = 2 ORDER BY failed_at, seq LIMIT ?"
+)
+_STATS = (
+    "SELECT coalesce(sum(available_at <= ?2), 0), "
+    "coalesce(sum(state = 0 AND available_at > ?2), 0), "
+    "coalesce(sum(state = 1 AND available_at > ?2), 0), "
+    "(SELECT count(*) FROM messages WHERE queue = ?1 AND state = 2) "
+    "FROM messages WHERE queue = ?1 AND state < 2"
+)
+# Earliest available_at of a queue's non-dead messages. The delivery index is
+# ordered by priority first, so walk its distinct priorities (a loose index
+# scan) and take the indexed minimum within each: O(priorities * log n).
+_EARLIEST = """
+WITH RECURSIVE levels(p) AS (
+    SELECT max(priority) FROM messages WHERE queue = ?1 AND state < 2
+    UNION ALL
+    SELECT (SELECT max(priority) FROM messages
+            WHERE queue = ?1 AND state < 2 AND priority < levels.p)
+    FROM levels WHERE levels.p IS NOT NULL
+)
+SELECT min((SELECT min(available_at) FROM messages
+            WHERE queue = ?1 AND state < 2 AND priority = levels.p))
+FROM levels WHERE levels.p IS NOT NULL
+"""
+_QUEUES = (
+    "SELECT queue FROM messages WHERE state < 2 "
+    "UNION SELECT queue FROM messages WHERE state = 2 ORDER BY 1"
+)
+
+# -- SQL of the attempt store --------------------------------------------------
+
+_RECORD_COLUMNS = "key, attempts, first_attempt_at, last_attempt_at, exhausted, last_error"
+_GET_RECORD = f"SELECT {_RECORD_COLUMNS} FROM retry_records WHERE key = ?"
+_BEGIN_ATTEMPT = (
+    "INSERT INTO retry_records (key, attempts, first_attempt_at, last_attempt_at) "
+    "VALUES (?1, 1, ?2, ?2) ON CONFLICT (key) DO UPDATE SET "
+    "attempts = attempts + 1, last_attempt_at = excluded.last_attempt_at "
+    f"RETURNING {_RECORD_COLUMNS}"
+)
+_RECORD_FAILURE = (
+    "UPDATE retry_records SET last_error = ?2, exhausted = (exhausted OR ?3) "
+    f"WHERE key = ?1 RETURNING {_RECORD_COLUMNS}"
+)
+_RESET = "DELETE FROM retry_records WHERE key = ?"
+
+
+# -- connection handling -------------------------------------------------------
+
+
+class _Hub:
+    """Wakes this process's waiters on a file when any of its stores writes to it."""
+
+    __slots__ = ("__weakref__", "changed", "generation")
+
+    def __init__(self) -> None:
+        self.changed = threading.Condition(threading.Lock())
+        self.generation = 0
+
+    def notify(self) -> None:
+        with self.changed:
+            self.generation += 1
+            self.changed.notify_all()
+
+
+# One hub per database file in this process (keyed by real path), shared by
+# every store instance on it; entries go when the last store on a file does.
+_hubs: weakref.WeakValueDictionary[str, _Hub] = weakref.WeakValueDictionary()
+_hubs_lock = threading.Lock()
+
+
+def _hub_for(path: str) -> _Hub:
+    with _hubs_lock:
+        hub = _hubs.get(path)
+        if hub is None:
+            hub = _hubs[path] = _Hub()
+        return hub
+
+
+def _forget_hubs_after_fork() -> None:
+    # A forked child must not share (possibly held) locks with its parent.
+    global _hubs, _hubs_lock
+    _hubs = weakref.WeakValueDictionary()
+    _hubs_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_hubs_after_fork)
+
+
+def _describe(exc: sqlite3.Error) -> str:
+    return f"{getattr(exc, 'sqlite_errorname', type(exc).__name__)}: {exc}"
+
+
+class _Database:
+    """One connection to a store file: opening, error translation, retries, closing.
+
+    Every use of the connection goes through :meth:`run`, which holds the
+    lock, maps ``sqlite3`` errors onto :mod:`localqueue.errors` (the only
+    place that does), and retries lock contention until ``timeout``.
+    """
+
+    __slots__ = ("conn", "kind", "lock", "locked_error", "path", "timeout")
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        durability: str,
+        timeout: float,
+        kind: str,
+        locked_error: type[StoreLockedError],
+    ) -> None:
+        self.path = os.fspath(path)
+        if not self.path or self.path == ":memory:" or self.path.startswith("file:"):
+            raise ConfigurationError(
+                f"a SQLite store needs a file path, got {self.path!r} (use memory:// for RAM)"
+            )
+        if durability not in DURABILITY_LEVELS:
+            raise ConfigurationError(
+                f"durability must be one of {', '.join(DURABILITY_LEVELS)}, not {durability!r}"
+            )
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout >= 0:
+            raise ConfigurationError(f"timeout must be a number of seconds >= 0, not {timeout!r}")
+        self.timeout = float(timeout)
+        self.kind = kind
+        self.locked_error = locked_error
+        self.lock = threading.Lock()
+        self.conn: sqlite3.Connection | None = None
+        try:
+            conn = sqlite3.connect(
+                self.path,
+                timeout=self.timeout,
+                isolation_level=None,
+                check_same_thread=False,
+                cached_statements=64,
+            )
+        except sqlite3.Error as exc:
+            raise self.translate(exc) from exc
+        self.conn = conn
+        try:
+            self.run(lambda c: self._setup(c, DURABILITY_LEVELS[durability]))
+        except BaseException:
+            self.conn = None
+            conn.close()
+            raise
+
+    def _setup(self, conn: sqlite3.Connection, synchronous: int) -> None:
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise StoreError(f"{self.path}: cannot switch to WAL mode (journal mode is {mode})")
+        conn.execute(f"PRAGMA synchronous = {synchronous}")
+        # Checkpoints truncate the WAL back to this size instead of leaving it at its peak.
+        conn.execute("PRAGMA journal_size_limit = 67108864")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version == SCHEMA_VERSION:
+            return
+        if version > SCHEMA_VERSION:
+            raise SchemaVersionError(version, SCHEMA_VERSION)
+        with self.transaction(conn):
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version == 0:
+                tables = conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN (?, ?)",
+                    _OUR_TABLES,
+                ).fetchall()
+                if tables:
+                    raise StoreCorruptedError(
+                        f"{self.path} has a {tables[0][0]!r} table but no localqueue schema "
+                        "version: it is not a localqueue store"
+                    )
+                # The schema holds no ';' but its statement separators.
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            elif version > SCHEMA_VERSION:
+                raise SchemaVersionError(version, SCHEMA_VERSION)
+
+    def translate(self, exc: sqlite3.Error) -> StoreError:
+        """The localqueue error for an engine error (the caller chains ``exc``)."""
+        code = getattr(exc, "sqlite_errorcode", None)
+        primary = code & 0xFF if isinstance(code, int) else None
+        text = str(exc).lower()
+        if primary in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or "locked" in text:
+            return self.locked_error(
+                f"{self.path} stayed locked by another connection for more than "
+                f"{self.timeout:g} s (raise the 'timeout' option if this is expected)"
+            )
+        if primary in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+            return StoreCorruptedError(
+                f"{self.path} is damaged or is not a SQLite database ({_describe(exc)}); "
+                "restore it from a backup or move it aside"
+            )
+        if primary == sqlite3.SQLITE_READONLY:
+            return StoreError(
+                f"{self.path} is read-only ({_describe(exc)}); the file, its -wal and -shm "
+                "files and their directory must be writable"
+            )
+        if primary == sqlite3.SQLITE_FULL:
+            return StoreError(f"{self.path}: the disk is full ({_describe(exc)})")
+        if primary in (sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM, sqlite3.SQLITE_AUTH):
+            return StoreError(
+                f"cannot open {self.path} ({_describe(exc)}); check that its directory "
+                "exists and is writable"
+            )
+        if primary == sqlite3.SQLITE_IOERR:
+            return StoreError(f"{self.path}: I/O error ({_describe(exc)})")
+        return StoreError(f"{self.path}: SQLite error ({_describe(exc)})")
+
+    def run(self, operation: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``operation`` on the connection under the lock, retrying lock contention.
+
+        SQLite's busy handler already waits up to ``timeout`` inside a call;
+        the loop covers the few cases where SQLite reports contention without
+        waiting (e.g. while another connection recovers the WAL).
+        """
+        started = time.monotonic()
+        while True:
+            with self.lock:
+                conn = self.conn
+                if conn is None:
+                    raise StoreClosedError(f"the SQLite {self.kind} on {self.path} is closed")
+                try:
+                    return operation(conn)
+                except sqlite3.Error as exc:
+                    error = self.translate(exc)
+                    if not isinstance(error, StoreLockedError):
+                        raise error from exc
+                    if time.monotonic() - started >= self.timeout:
+                        raise error from exc
+            time.sleep(0.001)
+
+    @staticmethod
+    @contextlib.contextmanager
+    def transaction(conn: sqlite3.Connection) -> Iterator[None]:
+        """A write transaction that takes the write lock up front (``BEGIN IMMEDIATE``).
+
+        Taking it first means a transaction never has to upgrade a read lock,
+        which SQLite may refuse without waiting.
+        """
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def close(self) -> None:
+        """Close the connection; idempotent."""
+        with self.lock:
+            conn, self.conn = self.conn, None
+        if conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+
+
+# -- the queue store -----------------------------------------------------------
+
+
+def _message(queue: str, row: Sequence[Any], now: float, token: str | None = None) -> QueueMessage:
+    (
+        message_id,
+        state,
+        priority,
+        available_at,
+        created_at,
+        attempts,
+        leased_by,
+        last_error,
+        failed_at,
+        dedup_key,
+        codec,
+        payload,
+    ) = row
+    if state == _DEAD:
+        effective, leased_until = MessageState.DEAD, None
+    elif state == _INFLIGHT and available_at > now:
+        effective, leased_until = MessageState.INFLIGHT, available_at
+    else:
+        effective, leased_until = MessageState.READY, None
+    # float(): RETURNING hands back whole-number REAL values as int.
+    return QueueMessage(
+        id=message_id,
+        queue=queue,
+        state=effective,
+        payload=payload,
+        codec=codec,
+        attempts=attempts,
+        created_at=float(created_at),
+        available_at=float(available_at),
+        priority=priority,
+        leased_until=None if leased_until is None else float(leased_until),
+        leased_by=leased_by,
+        lease_token=token,
+        last_error=last_error,
+        failed_at=None if failed_at is None else float(failed_at),
+        dedup_key=dedup_key,
+    )
+
+
+class SQLiteQueueStore:
+    """A queue store in one SQLite file, shared safely by threads and processes.
+
+    Args:
+        path: The database file; created with its schema when missing.
+        serializer: Codec (or its name) for new values; msgpack by default.
+        durability: ``"full"`` (default), ``"normal"`` or ``"off"``: ``PRAGMA synchronous``.
+        timeout: Seconds lock contention is retried before ``QueueStoreLockedError``.
+        poll_interval: Seconds between checks for other processes' writes in :meth:`wait`.
+        clock: Time source; ``time.time`` by default.
+
+    Raises:
+        ConfigurationError: An argument is invalid.
+        StoreCorruptedError: The file is not a SQLite database or is damaged.
+        SchemaVersionError: The file was written by a newer localqueue.
+        StoreError: The file cannot be opened or written.
+    """
+
+    capabilities = frozenset(
+        {Capability.PERSISTENT, Capability.MULTI_PROCESS, Capability.INJECTABLE_CLOCK}
+    )
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        serializer: Serializer | str = DEFAULT_SERIALIZER,
+        durability: str = "full",
+        timeout: float = 30.0,
+        poll_interval: float = 0.005,
+        clock: Clock | None = None,
+    ) -> None:
+        self.serializer = get_serializer(serializer)
+        if isinstance(poll_interval, bool) or not isinstance(poll_interval, int | float):
+            raise ConfigurationError(f"poll_interval must be a number, not {poll_interval!r}")
+        if not 0 < poll_interval < float("inf"):
+            raise ConfigurationError(f"poll_interval must be > 0 seconds, not {poll_interval!r}")
+        self._poll_interval = float(poll_interval)
+        self._clock: Clock = clock or time.time
+        self._db = _Database(
+            path,
+            durability=durability,
+            timeout=timeout,
+            kind="queue store",
+            locked_error=QueueStoreLockedError,
+        )
+        self._run = self._db.run
+        self._hub = _hub_for(os.path.realpath(self._db.path))
+        self.durability = durability
+        self.timeout = self._db.timeout
+
+    @classmethod
+    def from_url(cls, url: StoreURL, *, clock: Clock | None = None) -> Self:
+        """Open the store a ``sqlite://`` URL (or plain path) names."""
+        return cls(_url_path(url), **url.options(OPTIONS), clock=clock)
+
+    @property
+    def path(self) -> str:
+        """The database file's path, as given."""
+        return self._db.path
+
+    def __repr__(self) -> str:
+        return (
+            f"SQLiteQueueStore({self.path!r}, serializer={self.serializer.name!r}, "
+            f"durability={self.durability!r})"
+        )
+
+    # -- writes ----------------------------------------------------------------
+
+    def put(
+        self,
+        queue: str,
+        payload: bytes,
+        *,
+        codec: str,
+        delay: float = 0.0,
+        priority: int = 0,
+        dedup_key: str | None = None,
+    ) -> QueueMessage:
+        """Store one message (see :meth:`localqueue.protocols.QueueStore.put`)."""
+        check_queue_name(queue)
+        check_payload(payload)
+        delay = check_delay(delay)
+        check_priority(priority)
+        check_dedup_key(dedup_key)
+        message_id = new_message_id()
+        clock = self._clock
+
+        def insert(conn: sqlite3.Connection) -> tuple[float, Sequence[Any] | None]:
+            now = clock()
+            if dedup_key is None:
+                conn.execute(_PUT, (message_id, queue, priority, now + delay, now, codec, payload))
+                return now, None
+            with self._db.transaction(conn):
+                cursor = conn.execute(
+                    _PUT_DEDUP,
+                    (message_id, queue, priority, now + delay, now, codec, payload, dedup_key),
+                )
+                if cursor.rowcount:
+                    return now, None
+                existing = conn.execute(_BY_DEDUP, (queue, dedup_key)).fetchall()
+                return now, existing[0] if existing else None
+
+        now, existing = self._run(insert)
+        if existing is not None:
+            return _message(queue, existing, now)
+        self._hub.notify()
+        return QueueMessage(
+            id=message_id,
+            queue=queue,
+            state=MessageState.READY,
+            payload=payload,
+            codec=codec,
+            attempts=0,
+            created_at=now,
+            available_at=now + delay,
+            priority=priority,
+            dedup_key=dedup_key,
+        )
+
+    def put_many(
+        self,
+        queue: str,
+        payloads: Sequence[bytes],
+        *,
+        codec: str,
+        delay: float = 0.0,
+        priority: int = 0,
+    ) -> list[QueueMessage]:
+        """Store several messages in one transaction (all or none)."""
+        check_queue_name(queue)
+        items = check_batch(payloads)
+        delay = check_delay(delay)
+        check_priority(priority)
+        if not items:
+            return []
+        ids = [new_message_id() for _ in items]
+        clock = self._clock
+
+        def insert(conn: sqlite3.Connection) -> float:
+            now = clock()
+            available_at = now + delay
+            with self._db.transaction(conn):
+                conn.executemany(
+                    _PUT,
+                    [
+                        (message_id, queue, priority, available_at, now, codec, payload)
+                        for message_id, payload in zip(ids, items, strict=True)
+                    ],
+                )
+            return now
+
+        now = self._run(insert)
+        self._hub.notify()
+        return [
+            QueueMessage(
+                id=message_id,
+                queue=queue,
+                state=MessageState.READY,
+                payload=payload,
+                codec=codec,
+                attempts=0,
+                created_at=now,
+                available_at=now + delay,
+                priority=priority,
+            )
+            for message_id, payload in zip(ids, items, strict=True)
+        ]
+
+    def lease(
+        self,
+        queue: str,
+        *,
+        lease_timeout: float,
+        leased_by: str | None = None,
+        limit: int = 1,
+    ) -> list[QueueMessage]:
+        """Lease up to ``limit`` available messages: one ``UPDATE ... RETURNING`` for one."""
+        check_queue_name(queue)
+        lease_timeout = check_lease_timeout(lease_timeout)
+        check_worker_id(leased_by)
+        check_limit(limit)
+        clock = self._clock
+
+        def lease_one(conn: sqlite3.Connection) -> tuple[float, list[Any]]:
+            now = clock()
+            rows = conn.execute(
+                _LEASE_ONE, (queue, now, 1, now + lease_timeout, leased_by)
+            ).fetchall()
+            return now, rows
+
+        def lease_batch(conn: sqlite3.Connection) -> tuple[float, list[Any]]:
+            now = clock()
+            with self._db.transaction(conn):
+                seqs = [
+                    row[0] for row in conn.execute(_NEXT.format(cols="seq"), (queue, now, limit))
+                ]
+                if not seqs:
+                    return now, []
+                rows = conn.execute(
+                    _LEASE_SEQS,
+                    (queue, now, limit, now + lease_timeout, leased_by, json.dumps(seqs)),
+                ).fetchall()
+            # RETURNING gives no order: restore delivery order from the SELECT.
+            rank = {seq: i for i, seq in enumerate(seqs)}
+            rows.sort(key=lambda row: rank[row[0]])
+            return now, [row[1:] for row in rows]
+
+        now, rows = self._run(lease_one if limit == 1 else lease_batch)
+        return [_message(queue, row[1:], now, row[0]) for row in rows]
+
+    def ack(self, queue: str, message_id: str, *, lease_token: str | None = None) -> bool:
+        """Delete a message: one ``DELETE``."""
+        check_queue_name(queue)
+        cursor = self._run(lambda conn: conn.execute(_ACK, (message_id, queue, lease_token)))
+        return bool(cursor.rowcount)
+
+    def ack_many(self, queue: str, leases: Sequence[tuple[str, str | None]]) -> int:
+        """Delete several messages in one transaction."""
+        check_queue_name(queue)
+        if len(leases) == 0:
+            return 0
+        check_limit(len(leases))
+        params = [(message_id, queue, token) for message_id, token in leases]
+
+        def delete(conn: sqlite3.Connection) -> int:
+            with self._db.transaction(conn):
+                return conn.executemany(_ACK, params).rowcount
+
+        return self._run(delete)
+
+    def release(
+        self,
+        queue: str,
+        message_id: str,
+        *,
+        lease_token: str | None = None,
+        delay: float = 0.0,
+        error: str | None = None,
+    ) -> bool:
+        """Make a message ready again after ``delay``."""
+        check_queue_name(queue)
+        delay = check_delay(delay)
+        error = check_error(error)
+        clock = self._clock
+
+        def update(conn: sqlite3.Connection) -> int:
+            now = clock()
+            params = (message_id, queue, now + delay, lease_token, error, now)
+            return conn.execute(_RELEASE, params).rowcount
+
+        released = bool(self._run(update))
+        if released:
+            self._hub.notify()
+        return released
+
+    def extend(
+        self, queue: str, message_id: str, *, lease_token: str, lease_timeout: float
+    ) -> bool:
+        """Move the end of a held lease to ``lease_timeout`` seconds from now."""
+        check_queue_name(queue)
+        lease_timeout = check_lease_timeout(lease_timeout)
+        clock = self._clock
+
+        def update(conn: sqlite3.Connection) -> int:
+            params = (message_id, queue, clock() + lease_timeout, lease_token)
+            return conn.execute(_EXTEND, params).rowcount
+
+        return bool(self._run(update))
+
+    def dead_letter(
+        self,
+        queue: str,
+        message_id: str,
+        *,
+        lease_token: str | None = None,
+        error: str | None = None,
+    ) -> bool:
+        """Move a message to dead-letter storage."""
+        check_queue_name(queue)
+        error = check_error(error)
+        clock = self._clock
+
+        def update(conn: sqlite3.Connection) -> int:
+            params = (message_id, queue, lease_token, error, clock())
+            return conn.execute(_DEAD_LETTER, params).rowcount
+
+        return bool(self._run(update))
+
+    def requeue_dead(self, queue: str, message_ids: Sequence[str] | None = None) -> int:
+        """Return dead letters to the ready state."""
+        check_queue_name(queue)
+        ids = None if message_ids is None else list(dict.fromkeys(check_message_ids(message_ids)))
+        if ids == []:
+            return 0
+        clock = self._clock
+
+        def update(conn: sqlite3.Connection) -> int:
+            now = clock()
+            if ids is None:
+                return conn.execute(_REQUEUE_ALL, (queue, now)).rowcount
+            with self._db.transaction(conn):
+                return conn.executemany(_REQUEUE_ONE, [(i, queue, now) for i in ids]).rowcount
+
+        requeued = self._run(update)
+        if requeued:
+            self._hub.notify()
+        return requeued
+
+    def purge(self, queue: str, target: PurgeTarget = "ready") -> int:
+        """Delete ready (and delayed), dead or all messages."""
+        check_queue_name(queue)
+        check_purge_target(target)
+        clock = self._clock
+
+        def delete(conn: sqlite3.Connection) -> int:
+            if target == "ready":
+                return conn.execute(_PURGE_READY, (queue, clock())).rowcount
+            if target == "dead":
+                return conn.execute(_PURGE_DEAD, (queue,)).rowcount
+            with self._db.transaction(conn):
+                deleted = conn.execute(_PURGE_DEAD, (queue,)).rowcount
+                return deleted + conn.execute(_PURGE_NOT_DEAD, (queue,)).rowcount
+
+        return self._run(delete)
+
+    # -- reads -----------------------------------------------------------------
+
+    def peek(self, queue: str) -> QueueMessage | None:
+        """The next message ``lease`` would return, not leased."""
+        check_queue_name(queue)
+        clock = self._clock
+
+        def select(conn: sqlite3.Connection) -> tuple[float, Sequence[Any] | None]:
+            now = clock()
+            rows = conn.execute(_NEXT.format(cols=_COLUMNS), (queue, now, 1)).fetchall()
+            return now, rows[0] if rows else None
+
+        now, row = self._run(select)
+        return None if row is None else _message(queue, row, now)
+
+    def inspect(self, queue: str, message_id: str) -> QueueMessage | None:
+        """One message by id, in any state."""
+        check_queue_name(queue)
+        clock = self._clock
+
+        def select(conn: sqlite3.Connection) -> tuple[float, Sequence[Any] | None]:
+            rows = conn.execute(_INSPECT, (message_id, queue)).fetchall()
+            return clock(), rows[0] if rows else None
+
+        now, row = self._run(select)
+        return None if row is None else _message(queue, row, now)
+
+    def dead_letters(self, queue: str, *, limit: int | None = None) -> list[QueueMessage]:
+        """Dead letters, oldest failure first."""
+        check_queue_name(queue)
+        if limit is not None:
+            check_limit(limit)
+        clock = self._clock
+
+        def select(conn: sqlite3.Connection) -> tuple[float, list[Any]]:
+            rows = conn.execute(_DEAD_LETTERS, (queue, -1 if limit is None else limit))
+            return clock(), rows.fetchall()
+
+        now, rows = self._run(select)
+        return [_message(queue, row, now) for row in rows]
+
+    def stats(self, queue: str) -> QueueStats:
+        """Counts by effective state, from one covering-index scan."""
+        check_queue_name(queue)
+        clock = self._clock
+        ready, delayed, inflight, dead = self._run(
+            lambda conn: conn.execute(_STATS, (queue, clock())).fetchone()
+        )
+        return QueueStats(ready=ready, delayed=delayed, inflight=inflight, dead=dead)
+
+    def queues(self) -> list[str]:
+        """Queues holding at least one message, sorted."""
+        return self._run(lambda conn: [row[0] for row in conn.execute(_QUEUES)])
+
+    def wait(self, queue: str, timeout: float) -> None:
+        """Block until a message may be available, at most ``timeout`` seconds.
+
+        Writes by stores of this process on the same file wake it at once;
+        other processes' writes are seen through ``PRAGMA data_version``
+        within ``poll_interval``. It also returns when the earliest delayed
+        message or lease of the queue becomes due.
+        """
+        check_queue_name(queue)
+        timeout = check_timeout(timeout)
+        hub = self._hub
+        with hub.changed:
+            generation = hub.generation
+        clock = self._clock
+
+        def look(conn: sqlite3.Connection) -> tuple[float, float | None, int]:
+            earliest = conn.execute(_EARLIEST, (queue,)).fetchone()[0]
+            return clock(), earliest, conn.execute("PRAGMA data_version").fetchone()[0]
+
+        now, earliest, version = self._run(look)
+        if earliest is not None:
+            if earliest <= now:
+                return
+            timeout = min(timeout, earliest - now)
+        deadline = time.monotonic() + timeout
+
+        def data_version(conn: sqlite3.Connection) -> int:
+            version: int = conn.execute("PRAGMA data_version").fetchone()[0]
+            return version
+
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            with hub.changed:
+                if hub.generation == generation:
+                    hub.changed.wait(min(remaining, self._poll_interval))
+                if hub.generation != generation:
+                    return
+            if self._db.conn is None or self._run(data_version) != version:
+                return
+
+    def close(self) -> None:
+        """Close the connection; later calls raise ``StoreClosedError``. Idempotent."""
+        self._db.close()
+        # Wake this process's waiters so a wait on the closed store ends now.
+        self._hub.notify()
+
+
+# -- the attempt store ---------------------------------------------------------
+
+
+def _record(row: Sequence[Any]) -> RetryRecord:
+    key, attempts, first_attempt_at, last_attempt_at, exhausted, last_error = row
+    return RetryRecord(
+        key=key,
+        attempts=attempts,
+        first_attempt_at=float(first_attempt_at),
+        last_attempt_at=float(last_attempt_at),
+        exhausted=bool(exhausted),
+        last_error=last_error,
+    )
+
+
+class SQLiteAttemptStore:
+    """An attempt store in a SQLite file (table ``retry_records``; may share a queue store's file).
+
+    Args:
+        path: The database file; created with its schema when missing.
+        durability: ``"full"`` (default), ``"normal"`` or ``"off"``: ``PRAGMA synchronous``.
+        timeout: Seconds lock contention is retried before ``AttemptStoreLockedError``.
+        clock: Time source; ``time.time`` by default.
+    """
+
+    capabilities = frozenset(
+        {Capability.PERSISTENT, Capability.MULTI_PROCESS, Capability.INJECTABLE_CLOCK}
+    )
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        durability: str = "full",
+        timeout: float = 30.0,
+        clock: Clock | None = None,
+    ) -> None:
+        self._clock: Clock = clock or time.time
+        self._db = _Database(
+            path,
+            durability=durability,
+            timeout=timeout,
+            kind="attempt store",
+            locked_error=AttemptStoreLockedError,
+        )
+        self._run = self._db.run
+        self.durability = durability
+
+    @classmethod
+    def from_url(cls, url: StoreURL, *, clock: Clock | None = None) -> Self:
+        """Open the store a ``sqlite://`` URL names; ``serializer`` and ``poll_interval``
+        are accepted (the same URL serves both store kinds) and unused."""
+        options = url.options(OPTIONS)
+        return cls(
+            _url_path(url),
+            durability=options["durability"],
+            timeout=options["timeout"],
+            clock=clock,
+        )
+
+    @property
+    def path(self) -> str:
+        """The database file's path, as given."""
+        return self._db.path
+
+    def __repr__(self) -> str:
+        return f"SQLiteAttemptStore({self.path!r}, durability={self.durability!r})"
+
+    def get_record(self, key: str) -> RetryRecord | None:
+        """The record of ``key``, if any."""
+        check_retry_key(key)
+        rows = self._run(lambda conn: conn.execute(_GET_RECORD, (key,)).fetchall())
+        return _record(rows[0]) if rows else None
+
+    def begin_attempt(self, key: str) -> RetryRecord:
+        """Count one more attempt for ``key``: one upsert with ``RETURNING``."""
+        check_retry_key(key)
+        clock = self._clock
+        # fetchall(): a RETURNING statement commits only once stepped to its end.
+        rows = self._run(lambda conn: conn.execute(_BEGIN_ATTEMPT, (key, clock())).fetchall())
+        return _record(rows[0])
+
+    def record_failure(
+        self, key: str, error: str | None, *, exhausted: bool = False
+    ) -> RetryRecord | None:
+        """Record the latest failure of ``key``."""
+        check_retry_key(key)
+        error = check_error(error)
+        params = (key, error, bool(exhausted))
+        rows = self._run(lambda conn: conn.execute(_RECORD_FAILURE, params).fetchall())
+        return _record(rows[0]) if rows else None
+
+    def reset(self, key: str) -> bool:
+        """Forget ``key``."""
+        check_retry_key(key)
+        return bool(self._run(lambda conn: conn.execute(_RESET, (key,)).rowcount))
+
+    def close(self) -> None:
+        """Close the connection; later calls raise ``StoreClosedError``. Idempotent."""
+        self._db.close()
+
+
+def _url_path(url: StoreURL) -> str:
+    if url.host:
+        raise ConfigurationError(
+            f"sqlite URLs take no host ({url.host!r}); use sqlite:///relative.db "
+            "or sqlite:////absolute/path.db"
+        )
+    if not url.path:
+        raise ConfigurationError(
+            "a sqlite URL needs a file path: sqlite:///relative.db or sqlite:////absolute.db"
+        )
+    return url.path
+
+
+backend = ClassBackend(SQLiteQueueStore, SQLiteAttemptStore)
+"""What the ``sqlite`` scheme resolves to."""

@@ -1,0 +1,152 @@
+"""Damaged files, full disks, read-only disks and newer schemas give typed errors,
+and the messages that were not damaged stay deliverable."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from localqueue import PersistentQueue
+from localqueue.errors import (
+    SchemaVersionError,
+    StoreCorruptedError,
+    StoreError,
+)
+from localqueue.registry import open_queue_store
+
+ENGINES = ["sqlite", "lmdb"]
+
+
+def url_for(engine: str, folder: Path) -> str:
+    if engine == "sqlite":
+        return f"sqlite:///{folder}/q.sqlite3"
+    return f"lmdb:///{folder}/q-lmdb?map_size=1048576"
+
+
+def data_file(engine: str, folder: Path) -> Path:
+    return folder / "q.sqlite3" if engine == "sqlite" else folder / "q-lmdb" / "data.mdb"
+
+
+@contextlib.contextmanager
+def small_disk(folder: Path, size: str) -> Iterator[Path]:
+    """A real, size-limited tmpfs mounted at ``folder`` (needs root, as on CI)."""
+    folder.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_garbled_file_is_reported_as_corrupted(engine: str, tmp_path: Path) -> None:
+    url = url_for(engine, tmp_path)
+    open_queue_store(url).close()
+    path = data_file(engine, tmp_path)
+    path.write_bytes(b"this is not a database at all" * 300)
+    with pytest.raises(StoreCorruptedError):
+        open_queue_store(url).stats("q")
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_truncated_file_is_a_typed_error(engine: str, tmp_path: Path) -> None:
+    url = url_for(engine, tmp_path)
+    queue = PersistentQueue("q", url)
+    queue.put_many(list(range(500)))
+    queue.close()
+    path = data_file(engine, tmp_path)
+    with path.open("r+b") as f:
+        f.truncate(path.stat().st_size // 3)
+    with pytest.raises(StoreError):
+        drain(url)
+
+
+def drain(url: str) -> None:
+    store = open_queue_store(url)
+    try:
+        for _ in range(600):
+            for m in store.lease("q", lease_timeout=60, limit=10):
+                store.ack("q", m.id, lease_token=m.lease_token)
+    finally:
+        store.close()
+
+
+def fill(queue: PersistentQueue, value: object) -> None:
+    for _ in range(200):
+        queue.put_many([value] * 50)
+
+
+def put_one(url: str) -> None:
+    store = open_queue_store(url)
+    try:
+        store.put("q", b"new", codec="msgpack")
+    finally:
+        store.close()
+
+
+def test_newer_sqlite_schema_is_refused_untouched(tmp_path: Path) -> None:
+    url = url_for("sqlite", tmp_path)
+    PersistentQueue("q", url).put("keep")
+    path = data_file("sqlite", tmp_path)
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA user_version = 999")
+    conn.commit()
+    conn.close()
+    with pytest.raises(SchemaVersionError) as info:
+        open_queue_store(url).stats("q")
+    assert info.value.found == 999
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone() == (999,)
+    conn.close()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_full_disk_is_a_typed_error_and_keeps_what_was_stored(engine: str, tmp_path: Path) -> None:
+    with small_disk(tmp_path / "disk", "1m") as disk:
+        url = url_for(engine, disk)
+        queue = PersistentQueue("q", url)
+        kept = [queue.put({"n": i}).id for i in range(20)]
+        with pytest.raises(StoreError):
+            fill(queue, "x" * 4096)
+        stored = queue.stats().total
+        # The messages from before the disk filled up are intact and deliverable.
+        for message_id in kept:
+            assert queue.inspect(message_id).value is not None
+        delivered = queue.get_messages(20)
+        assert [m.id for m in delivered] == kept
+        assert queue.ack_many(delivered) == 20
+        assert queue.stats().total == stored - 20
+        queue.close()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_read_only_disk_refuses_writes_and_keeps_messages(engine: str, tmp_path: Path) -> None:
+    with small_disk(tmp_path / "disk", "8m") as disk:
+        url = url_for(engine, disk)
+        queue = PersistentQueue("q", url)
+        kept = queue.put("keep").id
+        queue.close()
+        subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+        with pytest.raises(StoreError):
+            put_one(url)
+        subprocess.run(["mount", "-o", "remount,rw", str(disk)], check=True)
+        with PersistentQueue("q", url) as again:
+            assert again.inspect(kept).value == "keep"
+            assert again.stats().total == 1
+
+
+def test_mounting_needs_root_and_ci_has_it() -> None:
+    if os.environ.get("LOCALQUEUE_REQUIRE_SERVICES"):
+        assert os.geteuid() == 0, "CI runs as root so the disk tests above run"
