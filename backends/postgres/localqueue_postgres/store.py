@@ -21,6 +21,7 @@ from typing import Any, Self
 import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
+from psycopg_pool import PoolTimeout
 
 from localqueue._models import Capability, MessageState, QueueMessage, QueueStats, RetryRecord
 from localqueue.errors import AttemptStoreLockedError, ConfigurationError, QueueStoreLockedError
@@ -357,34 +358,43 @@ class PostgresQueueStore:
     def wait(self, queue: str, timeout: float) -> None:
         """Block until a ``NOTIFY`` for ``queue``, the next due time, or ``timeout``.
 
-        Also returns after ``poll_interval`` seconds, and early if the
-        listening connection is lost; callers re-check with :meth:`lease`.
+        Also returns after ``poll_interval`` seconds, early if the listening
+        connection is lost, and after ``timeout`` when every listening
+        connection is taken (the caller then polls); callers re-check with
+        :meth:`lease`, which reports a server that stays unreachable.
         """
         check_queue_name(queue)
         timeout = check_timeout(timeout)
         deadline = time.monotonic() + timeout
         pool = self._session.listen_pool()
-        params = {"queue": queue}
-        with self._session.errors(), pool.connection() as conn:
+        with self._session.errors():
             try:
-                # LISTEN first, then look: a put committed after the look is notified.
-                conn.execute(self._sql.listen)
-                due = _scalar(conn, self._sql.next_due, params)
-                if due is not None and due <= 0:
-                    return
-                limit = min(timeout, self._session.config.poll_interval)
-                if due is not None:
-                    limit = min(limit, due)
-                deadline = min(deadline, time.monotonic() + limit)
-                while (remaining := deadline - time.monotonic()) > 0:
-                    for note in conn.notifies(timeout=remaining, stop_after=1):
-                        if note.payload == queue:
-                            return
+                conn = pool.getconn(timeout=max(timeout, 0.05))
+            except PoolTimeout:
+                return
+            try:
+                self._listen(conn, queue, timeout, deadline)
             except psycopg.OperationalError:
                 # The session was cut (server restart, pg_terminate_backend):
                 # return early; the caller's next call reconnects or reports it.
                 self._session.check_open()
-                return
+            finally:
+                pool.putconn(conn)
+
+    def _listen(self, conn: Connection, queue: str, timeout: float, deadline: float) -> None:
+        # LISTEN first, then look: a put committed after the look is notified.
+        conn.execute(self._sql.listen)
+        due = _scalar(conn, self._sql.next_due, {"queue": queue})
+        if due is not None and due <= 0:
+            return
+        limit = min(timeout, self._session.config.poll_interval)
+        if due is not None:
+            limit = min(limit, due)
+        deadline = min(deadline, time.monotonic() + limit)
+        while (remaining := deadline - time.monotonic()) > 0:
+            for note in conn.notifies(timeout=remaining, stop_after=1):
+                if note.payload == queue:
+                    return
 
     def ack(self, queue: str, message_id: str, *, lease_token: str | None = None) -> bool:
         """Delete a message."""

@@ -325,6 +325,26 @@ def test_wait_is_woken_by_a_release(
         thread.join(35)
 
 
+def test_more_waiters_than_listening_connections_poll_instead_of_failing(
+    schema_url: SchemaURL, open_store: Callable[[str], QueueStore]
+) -> None:
+    store = open_store(schema_url(pool_max_size="1"))
+    errors: list[BaseException] = []
+
+    def wait() -> None:
+        try:
+            store.wait("jobs", 0.5)
+        except BaseException as exc:  # reported below, not lost in the thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=wait) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == []
+
+
 def test_times_come_from_the_server_clock(
     schema_url: SchemaURL, open_store: Callable[[str], QueueStore]
 ) -> None:
