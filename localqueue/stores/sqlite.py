@@ -887,6 +887,27 @@ class SQLiteQueueStore:
         """Queues holding at least one message, sorted."""
         return self._run(lambda conn: [row[0] for row in conn.execute(_QUEUES)])
 
+    def check_integrity(self) -> list[str]:
+        """Run SQLite's ``integrity_check`` and check each row's state and fields."""
+
+        def check(conn: sqlite3.Connection) -> list[str]:
+            problems = [
+                f"sqlite: {row[0]}"
+                for row in conn.execute("PRAGMA integrity_check")
+                if row[0] != "ok"
+            ]
+            bad_rows = conn.execute(
+                "SELECT id, queue FROM messages WHERE state NOT IN (0, 1, 2) "
+                "OR payload IS NULL OR codec IS NULL OR attempts < 0 "
+                "OR (state = 1 AND lease_token IS NULL AND attempts = 0)"
+            )
+            problems += [
+                f"{queue}: message {mid} has an impossible state" for mid, queue in bad_rows
+            ]
+            return problems
+
+        return self._run(check)
+
     def wait(self, queue: str, timeout: float) -> None:
         """Block until a message may be available, at most ``timeout`` seconds.
 
