@@ -44,7 +44,15 @@ from localqueue.errors import (
 from localqueue.protocols import AttemptStore, Backend, QueueStore
 from localqueue.queue import PersistentQueue
 from localqueue.registry import open_attempt_store, open_queue_store, register
+from localqueue.retry import (
+    PersistentAsyncRetrying,
+    PersistentRetrying,
+    persistent_async_retry,
+    persistent_retry,
+)
+from localqueue.runner import Worker
 from localqueue.serializers import register_serializer
+from localqueue.worker import PersistentWorkerConfig, persistent_async_worker, persistent_worker
 
 __all__ = [
     "AttemptStore",
@@ -64,8 +72,11 @@ __all__ = [
     "MessageState",
     "MissingRetryKeyError",
     "PayloadTooLargeError",
+    "PersistentAsyncRetrying",
     "PersistentQueue",
     "PersistentRetryExhausted",
+    "PersistentRetrying",
+    "PersistentWorkerConfig",
     "QueueError",
     "QueueMessage",
     "QueueStats",
@@ -83,9 +94,14 @@ __all__ = [
     "UnknownSerializerError",
     "UnserializableValueError",
     "ValidationError",
+    "Worker",
     "__version__",
     "open_attempt_store",
     "open_queue_store",
+    "persistent_async_retry",
+    "persistent_async_worker",
+    "persistent_retry",
+    "persistent_worker",
     "register",
     "register_serializer",
 ]

@@ -39,6 +39,7 @@ __all__ = [
     "AttemptStore",
     "Backend",
     "Clock",
+    "IntegrityCheckable",
     "PurgeTarget",
     "QueueStore",
 ]
@@ -237,6 +238,19 @@ class QueueStore(Protocol):
         """Release the store's resources.
 
         Idempotent; other calls then raise :class:`~localqueue.errors.StoreClosedError`.
+        """
+        ...
+
+
+@runtime_checkable
+class IntegrityCheckable(Protocol):
+    """Optional: a store that can audit its own files (``isinstance`` tells whether it can)."""
+
+    def check_integrity(self) -> list[str]:
+        """Check the engine's files and localqueue's own indexes without changing anything.
+
+        Returns:
+            One line per problem found; ``[]`` when the store is healthy.
         """
         ...
 

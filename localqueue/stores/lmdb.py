@@ -1188,10 +1188,44 @@ class LMDBQueueStore(_LMDBHandle):
 
         return self._read(queues)
 
+    # -- attempt store ---------------------------------------------------------------
 
-# -- attempt store ---------------------------------------------------------------
+    # Retry record fields: key, attempts, first_attempt_at, last_attempt_at, exhausted, last_error.
 
-# Retry record fields: key, attempts, first_attempt_at, last_attempt_at, exhausted, last_error.
+    def check_integrity(self) -> list[str]:
+        """Check that the delivery, dead-letter and dedup indexes match the messages."""
+
+        def check(shared: _Environment, txn: Txn) -> list[str]:
+            problems: list[str] = []
+            indexed: dict[bytes, int] = {}
+            for db, name, skip in ((shared.ready, "delivery", 1), (shared.dead, "dead-letter", 0)):
+                for key, value in txn.cursor(db=db):
+                    id_key = bytes(value[skip:])
+                    raw = txn.get(id_key, db=shared.messages)
+                    if raw is None:
+                        problems.append(f"{name} index entry points at missing {id_key!r}")
+                        continue
+                    rec = _unpack(raw, repr(id_key))
+                    dead = rec[_F_STATE] == _DEAD
+                    prefix = _prefix(rec[_F_QUEUE])
+                    expected = _dead_key(prefix, rec) if dead else _ready_key(prefix, rec)
+                    if (db is shared.dead) != dead or bytes(key) != expected:
+                        problems.append(f"{name} index entry for {id_key!r} is stale")
+                    indexed[id_key] = indexed.get(id_key, 0) + 1
+            for id_key, _ in txn.cursor(db=shared.messages):
+                if indexed.get(bytes(id_key), 0) != 1:
+                    problems.append(
+                        f"message {bytes(id_key)!r} is indexed "
+                        f"{indexed.get(bytes(id_key), 0)} times"
+                    )
+            for key, value in txn.cursor(db=shared.dedup):
+                if txn.get(bytes(value), db=shared.messages) is None:
+                    problems.append(
+                        f"dedup entry {bytes(key)!r} points at missing {bytes(value)!r}"
+                    )
+            return problems
+
+        return self._read(check)
 
 
 def _retry_record(raw: bytes, key: str) -> RetryRecord:

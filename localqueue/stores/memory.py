@@ -533,6 +533,17 @@ class MemoryQueueStore:
                 raise StoreClosedError("the memory queue store is closed")
             return sorted(name for name, q in self._queues.items() if q.records)
 
+    def check_integrity(self) -> list[str]:
+        """Check that every deduplication key points at its message."""
+        problems: list[str] = []
+        with self._lock:
+            for name, q in self._queues.items():
+                for key, message_id in q.dedup.items():
+                    rec = q.records.get(message_id)
+                    if rec is None or rec.dedup_key != key:
+                        problems.append(f"{name}: dedup key {key!r} points at {message_id}")
+        return problems
+
     def close(self) -> None:
         """Drop every message; later calls raise ``StoreClosedError``."""
         with self._lock:

@@ -160,6 +160,8 @@ _NEXT = (
     "SELECT {cols} FROM messages WHERE queue = ?1 AND state < 2 AND available_at <= ?2 "
     "ORDER BY priority DESC, available_at, seq LIMIT ?3"
 )
+_NEXT_SEQS = _NEXT.format(cols="seq")
+_NEXT_ROWS = _NEXT.format(cols=_COLUMNS)
 _LEASE_SET = (
     "UPDATE messages SET state = 1, attempts = attempts + 1, available_at = ?4, "
     "leased_by = ?5, lease_token = lower(hex(randomblob(8))) "
@@ -348,17 +350,18 @@ class _Database:
             raise
 
     def _setup(self, conn: sqlite3.Connection, synchronous: int) -> None:
+        # The version is checked first so a newer store's file is left untouched.
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise SchemaVersionError(version, SCHEMA_VERSION)
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             raise StoreError(f"{self.path}: cannot switch to WAL mode (journal mode is {mode})")
         conn.execute(f"PRAGMA synchronous = {synchronous}")
         # Checkpoints truncate the WAL back to this size instead of leaving it at its peak.
         conn.execute("PRAGMA journal_size_limit = 67108864")
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version == SCHEMA_VERSION:
             return
-        if version > SCHEMA_VERSION:
-            raise SchemaVersionError(version, SCHEMA_VERSION)
         with self.transaction(conn):
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version == 0:
@@ -444,12 +447,14 @@ class _Database:
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield
+            conn.execute("COMMIT")
         except BaseException:
+            # Also after a failed COMMIT (e.g. disk full), which leaves the
+            # transaction open: the next call must start from a clean connection.
             if conn.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
             raise
-        conn.execute("COMMIT")
 
     def close(self) -> None:
         """Close the connection; idempotent."""
@@ -698,9 +703,7 @@ class SQLiteQueueStore:
         def lease_batch(conn: sqlite3.Connection) -> tuple[float, list[Any]]:
             now = clock()
             with self._db.transaction(conn):
-                seqs = [
-                    row[0] for row in conn.execute(_NEXT.format(cols="seq"), (queue, now, limit))
-                ]
+                seqs = [row[0] for row in conn.execute(_NEXT_SEQS, (queue, now, limit))]
                 if not seqs:
                     return now, []
                 rows = conn.execute(
@@ -839,7 +842,7 @@ class SQLiteQueueStore:
 
         def select(conn: sqlite3.Connection) -> tuple[float, Sequence[Any] | None]:
             now = clock()
-            rows = conn.execute(_NEXT.format(cols=_COLUMNS), (queue, now, 1)).fetchall()
+            rows = conn.execute(_NEXT_ROWS, (queue, now, 1)).fetchall()
             return now, rows[0] if rows else None
 
         now, row = self._run(select)
@@ -883,6 +886,27 @@ class SQLiteQueueStore:
     def queues(self) -> list[str]:
         """Queues holding at least one message, sorted."""
         return self._run(lambda conn: [row[0] for row in conn.execute(_QUEUES)])
+
+    def check_integrity(self) -> list[str]:
+        """Run SQLite's ``integrity_check`` and check each row's state and fields."""
+
+        def check(conn: sqlite3.Connection) -> list[str]:
+            problems = [
+                f"sqlite: {row[0]}"
+                for row in conn.execute("PRAGMA integrity_check")
+                if row[0] != "ok"
+            ]
+            bad_rows = conn.execute(
+                "SELECT id, queue FROM messages WHERE state NOT IN (0, 1, 2) "
+                "OR payload IS NULL OR codec IS NULL OR attempts < 0 "
+                "OR (state = 1 AND lease_token IS NULL AND attempts = 0)"
+            )
+            problems += [
+                f"{queue}: message {mid} has an impossible state" for mid, queue in bad_rows
+            ]
+            return problems
+
+        return self._run(check)
 
     def wait(self, queue: str, timeout: float) -> None:
         """Block until a message may be available, at most ``timeout`` seconds.

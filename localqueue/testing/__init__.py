@@ -46,6 +46,7 @@ from localqueue.testing.queue_store import (
     DedupSuite,
     DelaySuite,
     HandlesSuite,
+    IntegritySuite,
     LeaseExpirySuite,
     LeaseSuite,
     OrderingSuite,
@@ -72,6 +73,7 @@ __all__ = [
     "DelaySuite",
     "FakeClock",
     "HandlesSuite",
+    "IntegritySuite",
     "LeaseExpirySuite",
     "LeaseSuite",
     "ModelSuite",
@@ -109,6 +111,7 @@ class QueueStoreSuite(
     WaitSuite,
     DecodeSuite,
     QueueValueSuite,
+    IntegritySuite,
     MultiProcessSuite,
     ModelSuite,
 ):

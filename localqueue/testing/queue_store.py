@@ -19,7 +19,7 @@ from localqueue.errors import (
     UnserializableValueError,
     ValidationError,
 )
-from localqueue.protocols import QueueStore
+from localqueue.protocols import IntegrityCheckable, QueueStore
 from localqueue.queue import PersistentQueue
 from localqueue.testing._base import StoreSuiteBase, Timeline
 from localqueue.validation import MAX_BATCH, MAX_PAYLOAD_BYTES, MAX_PRIORITY
@@ -33,6 +33,7 @@ __all__ = [
     "DedupSuite",
     "DelaySuite",
     "HandlesSuite",
+    "IntegritySuite",
     "LeaseExpirySuite",
     "LeaseSuite",
     "OrderingSuite",
@@ -945,3 +946,21 @@ class QueueValueSuite(QueueStoreCase):
         store.put(Q, codec.dumps({"written": other}), codec=other)
         queue = PersistentQueue(Q, make_queue_store())
         assert queue.get_nowait() == {"written": other}
+
+
+class IntegritySuite(QueueStoreCase):
+    """Stores offering ``check_integrity`` find nothing wrong after a busy workload."""
+
+    def test_healthy_store_reports_no_problem(self, store: QueueStore) -> None:
+        if not isinstance(store, IntegrityCheckable):
+            pytest.skip("store does not offer check_integrity")
+        for i in range(30):
+            self.put(store, bytes([i]), priority=i % 3, dedup_key=f"k{i % 7}", delay=i % 2 * LONG)
+        store.put_many("other", [b"a", b"b"], codec=store.serializer.name)
+        leased = store.lease(Q, lease_timeout=LONG, limit=6)
+        store.ack(Q, leased[0].id, lease_token=leased[0].lease_token)
+        store.release(Q, leased[1].id, lease_token=leased[1].lease_token, delay=5)
+        store.dead_letter(Q, leased[2].id, lease_token=leased[2].lease_token, error="x")
+        store.dead_letter(Q, leased[3].id, lease_token=leased[3].lease_token, error="y")
+        store.requeue_dead(Q, [leased[3].id])
+        assert store.check_integrity() == []

@@ -18,6 +18,7 @@ from localqueue.errors import (
     StoreCorruptedError,
     StoreError,
 )
+from localqueue.protocols import IntegrityCheckable
 from localqueue.registry import open_queue_store
 
 ENGINES = ["sqlite", "lmdb"]
@@ -150,3 +151,42 @@ def test_read_only_disk_refuses_writes_and_keeps_messages(engine: str, tmp_path:
 def test_mounting_needs_root_and_ci_has_it() -> None:
     if os.environ.get("LOCALQUEUE_REQUIRE_SERVICES"):
         assert os.geteuid() == 0, "CI runs as root so the disk tests above run"
+
+
+def test_sqlite_integrity_check_reports_an_impossible_row(tmp_path: Path) -> None:
+    url = url_for("sqlite", tmp_path)
+    queue = PersistentQueue("q", url)
+    bad = queue.put("bad").id
+    good = queue.put("good").id
+    assert isinstance(queue.store, IntegrityCheckable)
+    assert queue.store.check_integrity() == []
+    conn = sqlite3.connect(data_file("sqlite", tmp_path))
+    conn.execute("UPDATE messages SET state = 7 WHERE id = ?", (bad,))
+    conn.commit()
+    conn.close()
+    problems = queue.store.check_integrity()
+    assert len(problems) == 1
+    assert bad in problems[0]
+    assert queue.inspect(good).value == "good"
+    queue.close()
+
+
+def test_lmdb_integrity_check_reports_a_stray_index_entry(tmp_path: Path) -> None:
+    import lmdb
+
+    url = url_for("lmdb", tmp_path)
+    queue = PersistentQueue("q", url)
+    queue.put("good")
+    assert isinstance(queue.store, IntegrityCheckable)
+    assert queue.store.check_integrity() == []
+    queue.close()
+    env = lmdb.open(str(tmp_path / "q-lmdb"), max_dbs=8, subdir=True)
+    with env.begin(write=True) as txn:
+        ready = env.open_db(b"ready", txn=txn)
+        txn.put(b"q\0" + b"\xff" * 20, b"\x00no-such-message", db=ready)
+    env.close()
+    with PersistentQueue("q", url) as again:
+        assert isinstance(again.store, IntegrityCheckable)
+        problems = again.store.check_integrity()
+        assert any("missing" in p for p in problems), problems
+        assert again.get_nowait() == "good"

@@ -1,0 +1,616 @@
+"""PostgreSQL queue and attempt stores.
+
+Every operation is one SQL statement in autocommit mode, so each is atomic
+and costs one round trip (after the pool's liveness check). Leases pick rows
+with ``FOR UPDATE SKIP LOCKED``, so concurrent consumers never wait for, nor
+lease, the same message. ``put``, ``release`` and ``requeue_dead`` send a
+``NOTIFY`` in the same statement; blocking waits ``LISTEN`` for it. All times
+come from the server's clock (``now()``), so the store does not take an
+injected clock.
+
+URL: ``postgresql://user:password@host:port/database?schema=localqueue``
+(``postgres://`` too); see :data:`localqueue_postgres.OPTIONS`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any, Self
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+from psycopg_pool import PoolTimeout
+
+from localqueue._models import Capability, MessageState, QueueMessage, QueueStats, RetryRecord
+from localqueue.errors import AttemptStoreLockedError, ConfigurationError, QueueStoreLockedError
+from localqueue.protocols import Clock, PurgeTarget
+from localqueue.registry import ClassBackend
+from localqueue.stores._common import new_message_id
+from localqueue.urls import StoreURL
+from localqueue.validation import (
+    check_batch,
+    check_dedup_key,
+    check_delay,
+    check_error,
+    check_lease_timeout,
+    check_limit,
+    check_message_ids,
+    check_payload,
+    check_priority,
+    check_purge_target,
+    check_queue_name,
+    check_retry_key,
+    check_timeout,
+    check_worker_id,
+)
+from localqueue_postgres._config import PostgresConfig
+from localqueue_postgres._schema import NOW
+from localqueue_postgres._session import Connection, Session
+
+__all__ = ["PostgresAttemptStore", "PostgresQueueStore", "backend"]
+
+_READY, _INFLIGHT, _DEAD = 0, 1, 2
+
+Row = dict[str, Any]
+
+
+def _open_config(url: StoreURL, clock: Clock | None) -> PostgresConfig:
+    if clock is not None:
+        raise ConfigurationError(
+            "the PostgreSQL stores keep time by the server's clock and take no clock argument"
+        )
+    return PostgresConfig.from_url(url)
+
+
+def _message(queue: str, row: Row, token: str | None = None) -> QueueMessage:
+    state, available_at = row["state"], row["available_at"]
+    if state == _DEAD:
+        effective, leased_until = MessageState.DEAD, None
+    elif state == _INFLIGHT and available_at > row["now"]:
+        effective, leased_until = MessageState.INFLIGHT, available_at
+    else:
+        effective, leased_until = MessageState.READY, None
+    return QueueMessage(
+        id=row["id"],
+        queue=queue,
+        state=effective,
+        payload=bytes(row["payload"]),
+        codec=row["codec"],
+        attempts=row["attempts"],
+        created_at=row["created_at"],
+        available_at=available_at,
+        priority=row["priority"],
+        leased_until=leased_until,
+        leased_by=row["leased_by"],
+        lease_token=token,
+        last_error=row["last_error"],
+        failed_at=row["failed_at"],
+        dedup_key=row["dedup_key"],
+    )
+
+
+class _Statements:
+    """The queue store's SQL, composed once per store with its quoted names."""
+
+    def __init__(self, session: Session) -> None:
+        t = session.tables
+        names: dict[str, sql.Composable] = {"m": t.messages, "now": NOW}
+
+        def q(text: str) -> sql.Composed:
+            return sql.SQL(text).format(**names)
+
+        # A statement-local NOTIFY: referenced by the final SELECT, so it runs
+        # exactly when a row changed, and is delivered when the statement commits.
+        self.put = q(
+            """WITH ins AS (
+                INSERT INTO {m} (id, queue, payload, codec, created_at, available_at,
+                                 priority, dedup_key)
+                VALUES (%(id)s, %(queue)s, %(payload)s, %(codec)s, {now}, {now} + %(delay)s,
+                        %(priority)s, %(dedup_key)s)
+                ON CONFLICT (queue, dedup_key) DO NOTHING
+                RETURNING *
+            ), note AS (SELECT pg_notify(%(channel)s, %(queue)s) FROM ins LIMIT 1)
+            SELECT ins.*, {now} AS now FROM ins LEFT JOIN note ON true"""
+        )
+        self.by_dedup_key = q(
+            "SELECT *, {now} AS now FROM {m} WHERE queue = %(queue)s AND dedup_key = %(dedup_key)s"
+        )
+        self.put_many = q(
+            """WITH ins AS (
+                INSERT INTO {m} (id, queue, payload, codec, created_at, available_at, priority)
+                SELECT b.id, %(queue)s, b.payload, %(codec)s, {now}, {now} + %(delay)s,
+                       %(priority)s
+                FROM unnest(%(ids)s::text[], %(payloads)s::bytea[]) WITH ORDINALITY
+                     AS b(id, payload, n)
+                ORDER BY b.n
+                RETURNING *
+            ), note AS (SELECT pg_notify(%(channel)s, %(queue)s) FROM ins LIMIT 1)
+            SELECT ins.*, {now} AS now FROM ins LEFT JOIN note ON true"""
+        )
+        self.lease = q(
+            """WITH picked AS (
+                SELECT id, available_at AS due FROM {m}
+                WHERE queue = %(queue)s AND state < 2 AND available_at <= {now}
+                ORDER BY priority DESC, available_at, seq
+                LIMIT %(limit)s
+                FOR UPDATE SKIP LOCKED
+            )
+            UPDATE {m} AS m
+            SET state = 1, attempts = m.attempts + 1, available_at = {now} + %(lease_timeout)s,
+                leased_by = %(leased_by)s,
+                lease_token = replace(gen_random_uuid()::text, '-', '')
+            FROM picked WHERE m.id = picked.id
+            RETURNING m.*, picked.due AS due, {now} AS now"""
+        )
+        self.next_due = q(
+            "SELECT min(available_at) - {now} FROM {m} WHERE queue = %(queue)s AND state < 2"
+        )
+        self.ack = q(
+            """DELETE FROM {m} WHERE queue = %(queue)s AND id = %(id)s
+            AND (%(token)s::text IS NULL OR lease_token = %(token)s)"""
+        )
+        self.ack_many = q(
+            """DELETE FROM {m} AS m
+            USING unnest(%(ids)s::text[], %(tokens)s::text[]) AS p(id, token)
+            WHERE m.queue = %(queue)s AND m.id = p.id
+            AND (p.token IS NULL OR m.lease_token = p.token)"""
+        )
+        self.release = q(
+            """WITH upd AS (
+                UPDATE {m} SET state = 0, available_at = {now} + %(delay)s, lease_token = NULL,
+                    last_error = coalesce(%(error)s, last_error),
+                    failed_at = CASE WHEN %(error)s::text IS NULL THEN failed_at ELSE {now} END
+                WHERE queue = %(queue)s AND id = %(id)s AND state < 2
+                AND (%(token)s::text IS NULL OR lease_token = %(token)s)
+                RETURNING id
+            ), note AS (SELECT pg_notify(%(channel)s, %(queue)s) FROM upd LIMIT 1)
+            SELECT count(*) FROM upd LEFT JOIN note ON true"""
+        )
+        self.extend = q(
+            """UPDATE {m} SET available_at = {now} + %(lease_timeout)s
+            WHERE queue = %(queue)s AND id = %(id)s AND state = 1 AND lease_token = %(token)s"""
+        )
+        self.dead_letter = q(
+            """UPDATE {m} SET state = 2, lease_token = NULL, last_error = %(error)s,
+                failed_at = {now}
+            WHERE queue = %(queue)s AND id = %(id)s AND state < 2
+            AND (%(token)s::text IS NULL OR lease_token = %(token)s)"""
+        )
+        self.requeue_dead = q(
+            """WITH upd AS (
+                UPDATE {m} SET state = 0, attempts = 0, available_at = {now}
+                WHERE queue = %(queue)s AND state = 2
+                AND (%(ids)s::text[] IS NULL OR id = ANY(%(ids)s::text[]))
+                RETURNING id
+            ), note AS (SELECT pg_notify(%(channel)s, %(queue)s) FROM upd LIMIT 1)
+            SELECT count(*) FROM upd LEFT JOIN note ON true"""
+        )
+        self.purge: dict[str, sql.Composed] = {
+            "ready": q(
+                """DELETE FROM {m} WHERE queue = %(queue)s
+                AND (state = 0 OR (state = 1 AND available_at <= {now}))"""
+            ),
+            "dead": q("DELETE FROM {m} WHERE queue = %(queue)s AND state = 2"),
+            "all": q("DELETE FROM {m} WHERE queue = %(queue)s"),
+        }
+        self.peek = q(
+            """SELECT *, {now} AS now FROM {m}
+            WHERE queue = %(queue)s AND state < 2 AND available_at <= {now}
+            ORDER BY priority DESC, available_at, seq LIMIT 1"""
+        )
+        self.inspect = q("SELECT *, {now} AS now FROM {m} WHERE queue = %(queue)s AND id = %(id)s")
+        self.dead_letters = q(
+            """SELECT *, {now} AS now FROM {m} WHERE queue = %(queue)s AND state = 2
+            ORDER BY coalesce(failed_at, 0), seq LIMIT %(limit)s"""
+        )
+        self.stats = q(
+            """SELECT
+                count(*) FILTER (WHERE state < 2 AND available_at <= {now}),
+                count(*) FILTER (WHERE state = 0 AND available_at > {now}),
+                count(*) FILTER (WHERE state = 1 AND available_at > {now}),
+                count(*) FILTER (WHERE state = 2)
+            FROM {m} WHERE queue = %(queue)s"""
+        )
+        self.queues = q("SELECT DISTINCT queue FROM {m}")
+        self.listen = sql.SQL("LISTEN {}").format(sql.Identifier(t.channel))
+
+
+def _rows(conn: Connection, query: sql.Composed, params: dict[str, Any]) -> list[Row]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(query, params).fetchall()
+
+
+def _count(conn: Connection, query: sql.Composed, params: dict[str, Any]) -> int:
+    return conn.execute(query, params).rowcount
+
+
+def _scalar(conn: Connection, query: sql.Composed, params: dict[str, Any]) -> Any:
+    row = conn.execute(query, params).fetchone()
+    return None if row is None else row[0]
+
+
+class PostgresQueueStore:
+    """A queue store in a PostgreSQL schema, shared by every process that opens the URL.
+
+    Open it with :meth:`from_url` (or ``localqueue.open_queue_store(url)``).
+    """
+
+    capabilities = frozenset({Capability.PERSISTENT, Capability.MULTI_PROCESS})
+
+    def __init__(self, config: PostgresConfig) -> None:
+        self.serializer = config.serializer
+        self._session = Session(config, locked=QueueStoreLockedError, kind="queue")
+        self._sql = _Statements(self._session)
+        self._channel = self._session.tables.channel
+
+    @classmethod
+    def from_url(cls, url: StoreURL, *, clock: Clock | None = None) -> Self:
+        """Open the store a ``postgresql://`` URL names, creating its tables on first use.
+
+        Raises:
+            ConfigurationError: An option is invalid, or a ``clock`` was passed.
+            StoreError: The server cannot be reached.
+            SchemaVersionError: The schema was written by a newer release.
+        """
+        return cls(_open_config(url, clock))
+
+    def __repr__(self) -> str:
+        return f"PostgresQueueStore({self._session.where!r})"
+
+    # -- writes ----------------------------------------------------------------
+
+    def put(
+        self,
+        queue: str,
+        payload: bytes,
+        *,
+        codec: str,
+        delay: float = 0.0,
+        priority: int = 0,
+        dedup_key: str | None = None,
+    ) -> QueueMessage:
+        """Store one message (see :meth:`localqueue.protocols.QueueStore.put`)."""
+        check_queue_name(queue)
+        check_payload(payload)
+        delay = check_delay(delay)
+        check_priority(priority)
+        check_dedup_key(dedup_key)
+        params = {
+            "id": new_message_id(),
+            "queue": queue,
+            "payload": payload,
+            "codec": codec,
+            "delay": delay,
+            "priority": priority,
+            "dedup_key": dedup_key,
+            "channel": self._channel,
+        }
+
+        def work(conn: Connection) -> QueueMessage | None:
+            rows = _rows(conn, self._sql.put, params)
+            if not rows and dedup_key is not None:
+                rows = _rows(conn, self._sql.by_dedup_key, params)
+            return _message(queue, rows[0]) if rows else None
+
+        while True:
+            stored = self._session.run(work)
+            # None: the duplicate was acked between the two statements; insert again.
+            if stored is not None:
+                return stored
+
+    def put_many(
+        self,
+        queue: str,
+        payloads: Sequence[bytes],
+        *,
+        codec: str,
+        delay: float = 0.0,
+        priority: int = 0,
+    ) -> list[QueueMessage]:
+        """Store several messages atomically, in one statement and one round trip."""
+        check_queue_name(queue)
+        items = check_batch(payloads)
+        delay = check_delay(delay)
+        check_priority(priority)
+        self._session.check_open()
+        if not items:
+            return []
+        ids = [new_message_id() for _ in items]
+        params = {
+            "ids": ids,
+            "payloads": items,
+            "queue": queue,
+            "codec": codec,
+            "delay": delay,
+            "priority": priority,
+            "channel": self._channel,
+        }
+        rows = self._session.run(lambda conn: _rows(conn, self._sql.put_many, params))
+        by_id = {row["id"]: row for row in rows}
+        return [_message(queue, by_id[i]) for i in ids]
+
+    def lease(
+        self,
+        queue: str,
+        *,
+        lease_timeout: float,
+        leased_by: str | None = None,
+        limit: int = 1,
+    ) -> list[QueueMessage]:
+        """Lease up to ``limit`` available messages with ``FOR UPDATE SKIP LOCKED``."""
+        check_queue_name(queue)
+        lease_timeout = check_lease_timeout(lease_timeout)
+        check_worker_id(leased_by)
+        check_limit(limit)
+        params = {
+            "queue": queue,
+            "lease_timeout": lease_timeout,
+            "leased_by": leased_by,
+            "limit": limit,
+        }
+        rows = self._session.run(lambda conn: _rows(conn, self._sql.lease, params))
+        # UPDATE ... RETURNING does not keep the subquery's order.
+        rows.sort(key=lambda r: (-r["priority"], r["due"], r["seq"]))
+        return [_message(queue, row, row["lease_token"]) for row in rows]
+
+    def wait(self, queue: str, timeout: float) -> None:
+        """Block until a ``NOTIFY`` for ``queue``, the next due time, or ``timeout``.
+
+        Also returns after ``poll_interval`` seconds, early if the listening
+        connection is lost, and after ``timeout`` when every listening
+        connection is taken (the caller then polls); callers re-check with
+        :meth:`lease`, which reports a server that stays unreachable.
+        """
+        check_queue_name(queue)
+        timeout = check_timeout(timeout)
+        deadline = time.monotonic() + timeout
+        pool = self._session.listen_pool()
+        with self._session.errors():
+            try:
+                conn = pool.getconn(timeout=max(timeout, 0.05))
+            except PoolTimeout:
+                return
+            try:
+                self._listen(conn, queue, timeout, deadline)
+            except psycopg.OperationalError:
+                # The session was cut (server restart, pg_terminate_backend):
+                # return early; the caller's next call reconnects or reports it.
+                self._session.check_open()
+            finally:
+                pool.putconn(conn)
+
+    def _listen(self, conn: Connection, queue: str, timeout: float, deadline: float) -> None:
+        # LISTEN first, then look: a put committed after the look is notified.
+        conn.execute(self._sql.listen)
+        due = _scalar(conn, self._sql.next_due, {"queue": queue})
+        if due is not None and due <= 0:
+            return
+        limit = min(timeout, self._session.config.poll_interval)
+        if due is not None:
+            limit = min(limit, due)
+        deadline = min(deadline, time.monotonic() + limit)
+        while (remaining := deadline - time.monotonic()) > 0:
+            for note in conn.notifies(timeout=remaining, stop_after=1):
+                if note.payload == queue:
+                    return
+
+    def ack(self, queue: str, message_id: str, *, lease_token: str | None = None) -> bool:
+        """Delete a message."""
+        check_queue_name(queue)
+        params = {"queue": queue, "id": message_id, "token": lease_token}
+        return self._session.run(lambda conn: _count(conn, self._sql.ack, params)) > 0
+
+    def ack_many(self, queue: str, leases: Sequence[tuple[str, str | None]]) -> int:
+        """Delete several messages atomically."""
+        check_queue_name(queue)
+        self._session.check_open()
+        if len(leases) == 0:
+            return 0
+        check_limit(len(leases))
+        params = {
+            "queue": queue,
+            "ids": [message_id for message_id, _ in leases],
+            "tokens": [token for _, token in leases],
+        }
+        return self._session.run(lambda conn: _count(conn, self._sql.ack_many, params))
+
+    def release(
+        self,
+        queue: str,
+        message_id: str,
+        *,
+        lease_token: str | None = None,
+        delay: float = 0.0,
+        error: str | None = None,
+    ) -> bool:
+        """Make a message ready again after ``delay``, notifying waiters."""
+        check_queue_name(queue)
+        delay = check_delay(delay)
+        error = check_error(error)
+        params = {
+            "queue": queue,
+            "id": message_id,
+            "token": lease_token,
+            "delay": delay,
+            "error": error,
+            "channel": self._channel,
+        }
+        released = self._session.run(lambda conn: _scalar(conn, self._sql.release, params))
+        return bool(released)
+
+    def extend(
+        self, queue: str, message_id: str, *, lease_token: str, lease_timeout: float
+    ) -> bool:
+        """Move the end of a held lease to ``lease_timeout`` seconds from now."""
+        check_queue_name(queue)
+        lease_timeout = check_lease_timeout(lease_timeout)
+        params = {
+            "queue": queue,
+            "id": message_id,
+            "token": lease_token,
+            "lease_timeout": lease_timeout,
+        }
+        return self._session.run(lambda conn: _count(conn, self._sql.extend, params)) > 0
+
+    def dead_letter(
+        self,
+        queue: str,
+        message_id: str,
+        *,
+        lease_token: str | None = None,
+        error: str | None = None,
+    ) -> bool:
+        """Move a message to dead-letter storage."""
+        check_queue_name(queue)
+        error = check_error(error)
+        params = {"queue": queue, "id": message_id, "token": lease_token, "error": error}
+        return self._session.run(lambda conn: _count(conn, self._sql.dead_letter, params)) > 0
+
+    def requeue_dead(self, queue: str, message_ids: Sequence[str] | None = None) -> int:
+        """Return dead letters to the ready state, notifying waiters."""
+        check_queue_name(queue)
+        ids = None if message_ids is None else check_message_ids(message_ids)
+        if ids is not None and not ids:
+            self._session.check_open()
+            return 0
+        params = {"queue": queue, "ids": ids, "channel": self._channel}
+        requeued = self._session.run(lambda conn: _scalar(conn, self._sql.requeue_dead, params))
+        return int(requeued or 0)
+
+    def purge(self, queue: str, target: PurgeTarget = "ready") -> int:
+        """Delete ready, dead or all messages."""
+        check_queue_name(queue)
+        statement = self._sql.purge[check_purge_target(target)]
+        return self._session.run(lambda conn: _count(conn, statement, {"queue": queue}))
+
+    # -- reads -----------------------------------------------------------------
+
+    def peek(self, queue: str) -> QueueMessage | None:
+        """The next message ``lease`` would return, not leased."""
+        check_queue_name(queue)
+        rows = self._session.run(lambda conn: _rows(conn, self._sql.peek, {"queue": queue}))
+        return _message(queue, rows[0]) if rows else None
+
+    def inspect(self, queue: str, message_id: str) -> QueueMessage | None:
+        """One message by id."""
+        check_queue_name(queue)
+        params = {"queue": queue, "id": message_id}
+        rows = self._session.run(lambda conn: _rows(conn, self._sql.inspect, params))
+        return _message(queue, rows[0]) if rows else None
+
+    def dead_letters(self, queue: str, *, limit: int | None = None) -> list[QueueMessage]:
+        """Dead letters, oldest failure first."""
+        check_queue_name(queue)
+        if limit is not None:
+            check_limit(limit)
+        params = {"queue": queue, "limit": limit}
+        rows = self._session.run(lambda conn: _rows(conn, self._sql.dead_letters, params))
+        return [_message(queue, row) for row in rows]
+
+    def stats(self, queue: str) -> QueueStats:
+        """Counts by effective state, by the server's clock."""
+        check_queue_name(queue)
+
+        def work(conn: Connection) -> tuple[Any, ...] | None:
+            return conn.execute(self._sql.stats, {"queue": queue}).fetchone()
+
+        row = self._session.run(work)
+        ready, delayed, inflight, dead = row or (0, 0, 0, 0)
+        return QueueStats(ready=ready, delayed=delayed, inflight=inflight, dead=dead)
+
+    def queues(self) -> list[str]:
+        """Queues holding at least one message, sorted by code point."""
+
+        def work(conn: Connection) -> list[str]:
+            return [str(row[0]) for row in conn.execute(self._sql.queues)]
+
+        return sorted(self._session.run(work))
+
+    def close(self) -> None:
+        """Close the store's connections; later calls raise ``StoreClosedError``. Idempotent."""
+        self._session.close()
+
+
+class PostgresAttemptStore:
+    """Retry budgets in a PostgreSQL schema, shared by every process that opens the URL."""
+
+    capabilities = frozenset({Capability.PERSISTENT, Capability.MULTI_PROCESS})
+
+    def __init__(self, config: PostgresConfig) -> None:
+        self._session = Session(config, locked=AttemptStoreLockedError, kind="attempt")
+        names = {"a": self._session.tables.attempts, "now": NOW}
+
+        def q(text: str) -> sql.Composed:
+            return sql.SQL(text).format(**names)
+
+        self._get = q("SELECT * FROM {a} WHERE key = %(key)s")
+        self._begin = q(
+            """INSERT INTO {a} AS a (key, attempts, first_attempt_at, last_attempt_at)
+            VALUES (%(key)s, 1, {now}, {now})
+            ON CONFLICT (key) DO UPDATE
+            SET attempts = a.attempts + 1, last_attempt_at = excluded.last_attempt_at
+            RETURNING *"""
+        )
+        self._failure = q(
+            """UPDATE {a} SET last_error = %(error)s, exhausted = exhausted OR %(exhausted)s
+            WHERE key = %(key)s RETURNING *"""
+        )
+        self._reset = q("DELETE FROM {a} WHERE key = %(key)s")
+
+    @classmethod
+    def from_url(cls, url: StoreURL, *, clock: Clock | None = None) -> Self:
+        """Open the attempt store a ``postgresql://`` URL names (options as for the queue store)."""
+        return cls(_open_config(url, clock))
+
+    def __repr__(self) -> str:
+        return f"PostgresAttemptStore({self._session.where!r})"
+
+    def _record(self, query: sql.Composed, params: dict[str, Any]) -> RetryRecord | None:
+        rows = self._session.run(lambda conn: _rows(conn, query, params))
+        if not rows:
+            return None
+        row = rows[0]
+        return RetryRecord(
+            key=row["key"],
+            attempts=row["attempts"],
+            first_attempt_at=row["first_attempt_at"],
+            last_attempt_at=row["last_attempt_at"],
+            exhausted=row["exhausted"],
+            last_error=row["last_error"],
+        )
+
+    def get_record(self, key: str) -> RetryRecord | None:
+        """The record of ``key``, if any."""
+        check_retry_key(key)
+        return self._record(self._get, {"key": key})
+
+    def begin_attempt(self, key: str) -> RetryRecord:
+        """Count one more attempt for ``key`` in one upsert."""
+        check_retry_key(key)
+        record = self._record(self._begin, {"key": key})
+        if record is None:  # pragma: no cover - an upsert always returns its row
+            raise AssertionError("INSERT ... RETURNING returned no row")
+        return record
+
+    def record_failure(
+        self, key: str, error: str | None, *, exhausted: bool = False
+    ) -> RetryRecord | None:
+        """Record the latest failure of ``key``."""
+        check_retry_key(key)
+        error = check_error(error)
+        return self._record(self._failure, {"key": key, "error": error, "exhausted": exhausted})
+
+    def reset(self, key: str) -> bool:
+        """Forget ``key``."""
+        check_retry_key(key)
+        return self._session.run(lambda conn: _count(conn, self._reset, {"key": key})) > 0
+
+    def close(self) -> None:
+        """Close the store's connections; later calls raise ``StoreClosedError``. Idempotent."""
+        self._session.close()
+
+
+backend = ClassBackend(PostgresQueueStore, PostgresAttemptStore)
+"""What the ``postgresql`` and ``postgres`` schemes resolve to."""

@@ -1,0 +1,22 @@
+"""Redis backend for localqueue: ``redis://`` and ``rediss://`` store URLs.
+
+Installing this distribution registers both schemes through the
+``localqueue.backends`` entry point, so any localqueue API takes them::
+
+    from localqueue import PersistentQueue
+
+    queue = PersistentQueue("emails", store="redis://localhost:6379/0?prefix=myapp")
+"""
+
+from __future__ import annotations
+
+from localqueue.registry import ClassBackend
+from localqueue_redis._client import OPTIONS
+from localqueue_redis.store import RedisAttemptStore, RedisQueueStore
+
+__all__ = ["OPTIONS", "RedisAttemptStore", "RedisQueueStore", "backend"]
+
+__version__ = "0.1.0"
+
+backend = ClassBackend(RedisQueueStore, RedisAttemptStore)
+"""What the ``redis`` and ``rediss`` schemes resolve to."""

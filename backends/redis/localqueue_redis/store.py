@@ -1,0 +1,579 @@
+"""Redis stores: a queue store and an attempt store over one Redis server.
+
+Every state change is one Lua script, so it is atomic on the server; the key
+layout is drawn in :mod:`localqueue_redis._scripts`. Time comes from the
+server's ``TIME`` unless a clock is injected, so hosts whose clocks disagree
+still agree on when a delay or a lease ends.
+
+Durability is the server's: with ``appendonly yes`` and ``appendfsync always``
+a returned ``put`` survives a crash of the server; ``everysec`` may lose the
+last second; without AOF, whatever happened since the last RDB snapshot.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any, Self
+
+import redis
+
+from localqueue._models import Capability, MessageState, QueueMessage, QueueStats, RetryRecord
+from localqueue.errors import (
+    AttemptStoreLockedError,
+    ConfigurationError,
+    QueueStoreLockedError,
+    StoreClosedError,
+    StoreCorruptedError,
+    StoreLockedError,
+)
+from localqueue.protocols import Clock, PurgeTarget
+from localqueue.serializers import DEFAULT_SERIALIZER, Serializer, get_serializer
+from localqueue.stores._common import new_lease_token, new_message_id
+from localqueue.urls import StoreURL
+from localqueue.validation import (
+    check_batch,
+    check_dedup_key,
+    check_delay,
+    check_error,
+    check_lease_timeout,
+    check_limit,
+    check_message_ids,
+    check_payload,
+    check_priority,
+    check_purge_target,
+    check_queue_name,
+    check_retry_key,
+    check_timeout,
+    check_worker_id,
+)
+from localqueue_redis._client import DEFAULT_PREFIX, OPTIONS, RedisConfig, translate_errors
+from localqueue_redis._scripts import ATTEMPT_SCRIPTS, QUEUE_SCRIPTS
+
+__all__ = ["RedisAttemptStore", "RedisQueueStore"]
+
+_CAPABILITIES = frozenset(
+    {Capability.PERSISTENT, Capability.MULTI_PROCESS, Capability.INJECTABLE_CLOCK}
+)
+# Shortest BLPOP wait: Redis counts its timeout in milliseconds and reads 0 as "forever".
+_MIN_BLOCK = 0.01
+
+
+def _where(client: redis.Redis) -> str:
+    """A password-free description of the server a user-built client talks to."""
+    kwargs = client.connection_pool.connection_kwargs
+    return f"redis://{kwargs.get('host', '?')}:{kwargs.get('port', '?')}/{kwargs.get('db', 0)}"
+
+
+class _RedisStore:
+    """What both stores share: the client, the clock, the scripts and error mapping."""
+
+    _locked_error: type[StoreLockedError] = StoreLockedError
+    _kind = "store"
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        prefix: str,
+        clock: Clock | None,
+        scripts: dict[str, str],
+    ) -> None:
+        try:
+            OPTIONS["prefix"].parse(prefix)
+        except ValueError as exc:
+            raise ConfigurationError(f"invalid Redis key prefix {prefix!r}: {exc}") from None
+        if client.connection_pool.connection_kwargs.get("decode_responses"):
+            raise ConfigurationError("the Redis client must not use decode_responses=True")
+        self._redis = client
+        self._prefix = prefix
+        self._clock = clock
+        self._owns_client = False
+        self._where = _where(client)
+        self._closed = False
+        self._close_lock = threading.Lock()
+        timeout = client.connection_pool.connection_kwargs.get("socket_timeout")
+        # A blocking read must end before the socket timeout would call it a failure.
+        self._block_slice = 60.0 if timeout is None else max(_MIN_BLOCK, float(timeout) / 2)
+        self._scripts = {name: client.register_script(src) for name, src in scripts.items()}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._where!r}, prefix={self._prefix!r})"
+
+    def _now(self) -> str:
+        # '' tells the script to read the server's clock.
+        return "" if self._clock is None else repr(float(self._clock()))
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreClosedError(f"the Redis {self._kind} ({self._where}) is closed")
+
+    def _run(self, name: str, *args: str | bytes | int | float) -> Any:
+        self._check_open()
+        with translate_errors(self._where, self._locked_error):
+            return self._scripts[name](args=[self._now(), *args])
+
+    def _call(self, command: str, *args: str | bytes | int | float) -> Any:
+        self._check_open()
+        with translate_errors(self._where, self._locked_error):
+            return self._redis.execute_command(command, *args)  # type: ignore[no-untyped-call]
+
+    def _adopt(self, url: StoreURL) -> Self:
+        """Take ownership of a client built from ``url`` and check the server answers."""
+        self._owns_client = True
+        self._where = url.redacted()
+        try:
+            self.ping()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def ping(self) -> None:
+        """Check that the server answers.
+
+        Raises:
+            StoreError: It does not, or it refuses the credentials.
+        """
+        self._call("PING")
+
+    def close(self) -> None:
+        """Release the connections; later calls raise ``StoreClosedError``. Idempotent.
+
+        A client passed to the constructor is left open for its owner.
+        """
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+        if self._owns_client:
+            self._redis.close()
+            # A client given a pool leaves the pool open; this one is ours too.
+            self._redis.connection_pool.disconnect()
+
+
+def _fields(flat: Sequence[bytes]) -> dict[bytes, bytes]:
+    return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
+def _text(value: bytes | None) -> str | None:
+    return None if value is None else value.decode()
+
+
+def _token_arg(token: str | None) -> str:
+    # '-' is the operator's override; a real token is prefixed so '' stays a token.
+    return "-" if token is None else "t" + token
+
+
+def _error_arg(error: str | None) -> str:
+    return "-" if error is None else "e" + error
+
+
+class RedisQueueStore(_RedisStore):
+    """A queue store in Redis, shared by every process that opens the same URL.
+
+    Args:
+        client: A redis-py client (``decode_responses`` must be off). It stays
+            open after :meth:`close`; stores opened from a URL own theirs.
+        prefix: Namespace of every key; letters, digits, ``_ . -``.
+        serializer: Codec (or its name) for new values; msgpack by default.
+        clock: Time source for tests; by default the Redis server's clock.
+    """
+
+    capabilities = _CAPABILITIES
+    _locked_error = QueueStoreLockedError
+    _kind = "queue store"
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        serializer: Serializer | str = DEFAULT_SERIALIZER,
+        clock: Clock | None = None,
+    ) -> None:
+        super().__init__(client, prefix=prefix, clock=clock, scripts=QUEUE_SCRIPTS)
+        self.serializer = get_serializer(serializer)
+        self._global = f"{prefix}:"
+
+    @classmethod
+    def from_url(cls, url: StoreURL, *, clock: Clock | None = None) -> Self:
+        """Open ``redis://[:password@]host:port/db?prefix=...`` (or ``rediss://``).
+
+        Raises:
+            ConfigurationError: An option or the database number is invalid.
+            StoreError: The server does not answer.
+        """
+        config = RedisConfig.from_url(url)
+        store = cls(
+            config.client(), prefix=config.prefix, serializer=config.serializer, clock=clock
+        )
+        return store._adopt(url)
+
+    # -- helpers -------------------------------------------------------------------
+
+    def _qb(self, queue: str) -> str:
+        return f"{self._prefix}:q:{{{queue}}}:"
+
+    def _message(
+        self, queue: str, flat: Sequence[bytes], now: float, *, with_token: bool = False
+    ) -> QueueMessage:
+        h = _fields(flat)
+        try:
+            message_id = h[b"id"].decode()
+            available_at = float(h[b"aa"])
+            state_code = h[b"st"]
+            if state_code == b"d":
+                state, leased_until = MessageState.DEAD, None
+            elif state_code == b"i" and available_at > now:
+                state, leased_until = MessageState.INFLIGHT, available_at
+            else:
+                state, leased_until = MessageState.READY, None
+            failed_at = h.get(b"fa")
+            return QueueMessage(
+                id=message_id,
+                queue=queue,
+                state=state,
+                payload=h[b"p"],
+                codec=h[b"c"].decode(),
+                attempts=int(h[b"a"]),
+                created_at=float(h[b"ca"]),
+                available_at=available_at,
+                priority=int(h[b"pr"]),
+                leased_until=leased_until,
+                leased_by=_text(h.get(b"lb")),
+                lease_token=_text(h.get(b"tok")) if with_token else None,
+                last_error=_text(h.get(b"le")),
+                failed_at=None if failed_at is None else float(failed_at),
+                dedup_key=_text(h.get(b"dk")),
+            )
+        except (KeyError, ValueError, UnicodeDecodeError) as exc:
+            raise StoreCorruptedError(
+                f"{self._where}: queue {queue!r} holds a malformed message record "
+                f"{h.get(b'id', b'?')!r}: {exc!r}"
+            ) from exc
+
+    def _put(
+        self,
+        queue: str,
+        payloads: list[bytes],
+        codec: str,
+        delay: float,
+        priority: int,
+        dedup_key: str | None,
+    ) -> list[QueueMessage]:
+        ids = [new_message_id() for _ in payloads]
+        created_raw, existing = self._run(
+            "put",
+            self._qb(queue),
+            self._global,
+            queue,
+            codec,
+            repr(delay),
+            str(priority),
+            dedup_key or "",
+            len(payloads),
+            *ids,
+            *payloads,
+        )
+        created_at = float(created_raw)
+        if existing:
+            return [self._message(queue, existing, created_at)]
+        return [
+            QueueMessage(
+                id=message_id,
+                queue=queue,
+                state=MessageState.READY,
+                payload=payload,
+                codec=codec,
+                attempts=0,
+                created_at=created_at,
+                available_at=created_at + delay,
+                priority=priority,
+                dedup_key=dedup_key,
+            )
+            for message_id, payload in zip(ids, payloads, strict=True)
+        ]
+
+    # -- QueueStore ----------------------------------------------------------------
+
+    def put(
+        self,
+        queue: str,
+        payload: bytes,
+        *,
+        codec: str,
+        delay: float = 0.0,
+        priority: int = 0,
+        dedup_key: str | None = None,
+    ) -> QueueMessage:
+        """Store one message (see :meth:`localqueue.protocols.QueueStore.put`)."""
+        check_queue_name(queue)
+        check_payload(payload)
+        delay = check_delay(delay)
+        check_priority(priority)
+        check_dedup_key(dedup_key)
+        return self._put(queue, [payload], codec, delay, priority, dedup_key)[0]
+
+    def put_many(
+        self,
+        queue: str,
+        payloads: Sequence[bytes],
+        *,
+        codec: str,
+        delay: float = 0.0,
+        priority: int = 0,
+    ) -> list[QueueMessage]:
+        """Store several messages atomically, in one script call."""
+        check_queue_name(queue)
+        items = check_batch(payloads)
+        delay = check_delay(delay)
+        check_priority(priority)
+        if not items:
+            self._check_open()
+            return []
+        return self._put(queue, items, codec, delay, priority, None)
+
+    def lease(
+        self,
+        queue: str,
+        *,
+        lease_timeout: float,
+        leased_by: str | None = None,
+        limit: int = 1,
+    ) -> list[QueueMessage]:
+        """Lease up to ``limit`` available messages."""
+        check_queue_name(queue)
+        lease_timeout = check_lease_timeout(lease_timeout)
+        check_worker_id(leased_by)
+        check_limit(limit)
+        reply = self._run(
+            "lease",
+            self._qb(queue),
+            repr(lease_timeout),
+            leased_by or "",
+            limit,
+            new_lease_token(),
+        )
+        now = float(reply[0])
+        return [self._message(queue, flat, now, with_token=True) for flat in reply[1:]]
+
+    def wait(self, queue: str, timeout: float) -> None:
+        """Block on the queue's wake-up list (``BLPOP``), never longer than the next due time."""
+        check_queue_name(queue)
+        timeout = check_timeout(timeout)
+        due = float(self._run("next_due", self._qb(queue)))
+        if due == 0.0:
+            return
+        block = timeout if due < 0 else min(timeout, due)
+        if block <= 0:
+            return
+        key = self._qb(queue) + "notify"
+        end = time.monotonic() + max(block, _MIN_BLOCK)
+        while True:
+            remaining = end - time.monotonic()
+            if remaining <= 0:
+                return
+            chunk = round(max(_MIN_BLOCK, min(remaining, self._block_slice)), 3)
+            if self._call("BLPOP", key, chunk) is not None:
+                return
+
+    def ack(self, queue: str, message_id: str, *, lease_token: str | None = None) -> bool:
+        """Delete a message."""
+        check_queue_name(queue)
+        return bool(self.ack_many(queue, [(message_id, lease_token)]))
+
+    def ack_many(self, queue: str, leases: Sequence[tuple[str, str | None]]) -> int:
+        """Delete several messages atomically, in one script call."""
+        check_queue_name(queue)
+        if len(leases) == 0:
+            self._check_open()
+            return 0
+        check_limit(len(leases))
+        args: list[str] = []
+        for message_id, token in leases:
+            args += [message_id, _token_arg(token)]
+        return int(self._run("ack", self._qb(queue), self._global, queue, *args))
+
+    def release(
+        self,
+        queue: str,
+        message_id: str,
+        *,
+        lease_token: str | None = None,
+        delay: float = 0.0,
+        error: str | None = None,
+    ) -> bool:
+        """Make a message ready again after ``delay``."""
+        check_queue_name(queue)
+        delay = check_delay(delay)
+        error = check_error(error)
+        reply = self._run(
+            "release",
+            self._qb(queue),
+            message_id,
+            _token_arg(lease_token),
+            repr(delay),
+            _error_arg(error),
+        )
+        return bool(reply)
+
+    def extend(
+        self, queue: str, message_id: str, *, lease_token: str, lease_timeout: float
+    ) -> bool:
+        """Move the end of a held lease to ``lease_timeout`` seconds from now."""
+        check_queue_name(queue)
+        lease_timeout = check_lease_timeout(lease_timeout)
+        reply = self._run("extend", self._qb(queue), message_id, lease_token, repr(lease_timeout))
+        return bool(reply)
+
+    def dead_letter(
+        self,
+        queue: str,
+        message_id: str,
+        *,
+        lease_token: str | None = None,
+        error: str | None = None,
+    ) -> bool:
+        """Move a message to dead-letter storage."""
+        check_queue_name(queue)
+        error = check_error(error)
+        reply = self._run(
+            "dead_letter", self._qb(queue), message_id, _token_arg(lease_token), _error_arg(error)
+        )
+        return bool(reply)
+
+    def requeue_dead(self, queue: str, message_ids: Sequence[str] | None = None) -> int:
+        """Return dead letters to the ready state."""
+        check_queue_name(queue)
+        if message_ids is None:
+            return int(self._run("requeue_dead", self._qb(queue)))
+        ids = list(dict.fromkeys(check_message_ids(message_ids)))
+        if not ids:
+            self._check_open()
+            return 0
+        return int(self._run("requeue_dead", self._qb(queue), *ids))
+
+    def purge(self, queue: str, target: PurgeTarget = "ready") -> int:
+        """Delete ready, dead or all messages."""
+        check_queue_name(queue)
+        check_purge_target(target)
+        return int(self._run("purge", self._qb(queue), self._global, queue, target))
+
+    def peek(self, queue: str) -> QueueMessage | None:
+        """The next message ``lease`` would return, not leased."""
+        check_queue_name(queue)
+        now, flat = self._run("peek", self._qb(queue))
+        return self._message(queue, flat, float(now)) if flat else None
+
+    def inspect(self, queue: str, message_id: str) -> QueueMessage | None:
+        """One message by id."""
+        check_queue_name(queue)
+        now, flat = self._run("inspect", self._qb(queue), message_id)
+        return self._message(queue, flat, float(now)) if flat else None
+
+    def dead_letters(self, queue: str, *, limit: int | None = None) -> list[QueueMessage]:
+        """Dead letters, oldest failure first."""
+        check_queue_name(queue)
+        if limit is not None:
+            check_limit(limit)
+        reply = self._run("dead_letters", self._qb(queue), -1 if limit is None else limit - 1)
+        now = float(reply[0])
+        return [self._message(queue, flat, now) for flat in reply[1:]]
+
+    def stats(self, queue: str) -> QueueStats:
+        """Counts by effective state."""
+        check_queue_name(queue)
+        ready, delayed, inflight, dead = self._run("stats", self._qb(queue))
+        return QueueStats(
+            ready=int(ready), delayed=int(delayed), inflight=int(inflight), dead=int(dead)
+        )
+
+    def queues(self) -> list[str]:
+        """Queues holding at least one message."""
+        names = self._call("SMEMBERS", self._global + "queues")
+        return sorted(name.decode() for name in names)
+
+
+class RedisAttemptStore(_RedisStore):
+    """An attempt store in Redis: one hash per retry key.
+
+    Args:
+        client: A redis-py client (``decode_responses`` must be off). It stays
+            open after :meth:`close`; stores opened from a URL own theirs.
+        prefix: Namespace of every key; letters, digits, ``_ . -``.
+        clock: Time source for tests; by default the Redis server's clock.
+    """
+
+    capabilities = _CAPABILITIES
+    _locked_error = AttemptStoreLockedError
+    _kind = "attempt store"
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        clock: Clock | None = None,
+    ) -> None:
+        super().__init__(client, prefix=prefix, clock=clock, scripts=ATTEMPT_SCRIPTS)
+
+    @classmethod
+    def from_url(cls, url: StoreURL, *, clock: Clock | None = None) -> Self:
+        """Open ``redis://[:password@]host:port/db?prefix=...`` (or ``rediss://``).
+
+        Raises:
+            ConfigurationError: An option or the database number is invalid.
+            StoreError: The server does not answer.
+        """
+        config = RedisConfig.from_url(url)
+        return cls(config.client(), prefix=config.prefix, clock=clock)._adopt(url)
+
+    def _key(self, key: str) -> str:
+        return f"{self._prefix}:attempt:{key}"
+
+    def _record(self, key: str, flat: Sequence[bytes]) -> RetryRecord:
+        h = _fields(flat)
+        try:
+            return RetryRecord(
+                key=key,
+                attempts=int(h[b"n"]),
+                first_attempt_at=float(h[b"first"]),
+                last_attempt_at=float(h[b"last"]),
+                exhausted=h.get(b"x") == b"1",
+                last_error=_text(h.get(b"err")),
+            )
+        except (KeyError, ValueError, UnicodeDecodeError) as exc:
+            raise StoreCorruptedError(
+                f"{self._where}: the retry record of {key!r} is malformed: {exc!r}"
+            ) from exc
+
+    def get_record(self, key: str) -> RetryRecord | None:
+        """The record of ``key``, if any."""
+        check_retry_key(key)
+        flat = self._call("HGETALL", self._key(key))
+        # redis-py turns HGETALL into a dict; scripts return the flat list.
+        items = [part for pair in flat.items() for part in pair] if isinstance(flat, dict) else flat
+        return self._record(key, items) if items else None
+
+    def begin_attempt(self, key: str) -> RetryRecord:
+        """Count one more attempt for ``key``, atomically."""
+        check_retry_key(key)
+        return self._record(key, self._run("begin_attempt", self._key(key)))
+
+    def record_failure(
+        self, key: str, error: str | None, *, exhausted: bool = False
+    ) -> RetryRecord | None:
+        """Record the latest failure of ``key``."""
+        check_retry_key(key)
+        error = check_error(error)
+        flat = self._run(
+            "record_failure", self._key(key), _error_arg(error), "1" if exhausted else "0"
+        )
+        return self._record(key, flat) if flat else None
+
+    def reset(self, key: str) -> bool:
+        """Forget ``key``."""
+        check_retry_key(key)
+        return bool(self._call("DEL", self._key(key)))

@@ -1,0 +1,661 @@
+"""Persistent retries: Tenacity's retry model with the attempt count kept in an ``AttemptStore``.
+
+:class:`PersistentRetrying` and :class:`PersistentAsyncRetrying` are
+``tenacity.Retrying`` / ``tenacity.AsyncRetrying`` with one addition: every
+attempt of a *key* is counted in an :class:`~localqueue.protocols.AttemptStore`
+before it runs, so a process that restarts (or crashes mid-attempt) continues
+the key's budget instead of starting over. Tenacity's ``stop``, ``wait``,
+``retry``, ``before``, ``after``, ``before_sleep``, ``retry_error_callback``,
+``reraise`` and ``sleep`` are accepted unchanged; the attempt number they see
+is the persisted one.
+
+```python
+from tenacity import stop_after_attempt
+from localqueue.retry import key_from_argument, persistent_retry
+
+@persistent_retry(key_fn=key_from_argument("email_id"), stop=stop_after_attempt(3))
+def send_email(email_id: str, address: str) -> None: ...
+```
+
+This module talks to the store protocol and the URL registry only; it never
+imports a concrete store.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+import sys
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, NoReturn, ParamSpec, Self, TypeVar, cast
+
+import tenacity
+from tenacity import AsyncRetrying, DoAttempt, DoSleep, Future, RetryCallState, Retrying
+
+from localqueue._models import RetryRecord
+from localqueue.errors import MissingRetryKeyError, PersistentRetryExhausted, ValidationError
+from localqueue.protocols import AttemptStore
+from localqueue.queue import format_error
+from localqueue.registry import open_attempt_store
+from localqueue.validation import check_retry_key
+
+__all__ = [
+    "DEFAULT_RETRY_STORE_PATH",
+    "KeyFn",
+    "PersistentAsyncRetrying",
+    "PersistentRetrying",
+    "configure_default_store",
+    "configure_default_store_factory",
+    "get_default_store",
+    "idempotency_key_from_id",
+    "key_from_argument",
+    "key_from_attr",
+    "persistent_async_retry",
+    "persistent_retry",
+]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+DEFAULT_RETRY_STORE_PATH = "localqueue_retries.sqlite3"
+"""The SQLite file that holds retry state when no store is configured."""
+
+KeyFn = Callable[[RetryCallState], "str | None"]
+"""Computes a call's retry key from Tenacity's call state (``fn``, ``args``, ``kwargs``)."""
+
+StoreArg = AttemptStore | str | os.PathLike[str]
+
+# -- the default store --------------------------------------------------------
+
+_default_lock = threading.Lock()
+_default_store: AttemptStore | None = None
+_default_factory: Callable[[], AttemptStore] | None = None
+
+
+def _open_builtin_default() -> AttemptStore:
+    # A plain path resolves to the SQLite backend through the registry.
+    return open_attempt_store(DEFAULT_RETRY_STORE_PATH)
+
+
+def configure_default_store(store: StoreArg | None) -> None:
+    """Set the attempt store used by retryers and workers created without one.
+
+    Args:
+        store: A store, a store URL (opened now), or ``None`` to go back to the
+            built-in default, the SQLite file :data:`DEFAULT_RETRY_STORE_PATH`
+            opened lazily on first use.
+
+    The previous default is not closed: retryers may still be using it.
+    """
+    global _default_store, _default_factory
+    resolved = open_attempt_store(store) if isinstance(store, str | os.PathLike) else store
+    with _default_lock:
+        _default_store = resolved
+        _default_factory = None
+
+
+def configure_default_store_factory(factory: Callable[[], AttemptStore] | None) -> None:
+    """Set a factory that opens the default attempt store lazily, on first use.
+
+    Args:
+        factory: Called once, the first time a retryer without a store needs one;
+            ``None`` restores the built-in SQLite default.
+    """
+    global _default_store, _default_factory
+    with _default_lock:
+        _default_store = None
+        _default_factory = factory
+
+
+def get_default_store() -> AttemptStore:
+    """The default attempt store, opening it on first use."""
+    global _default_store
+    with _default_lock:
+        if _default_store is None:
+            factory = _default_factory or _open_builtin_default
+            _default_store = factory()
+        return _default_store
+
+
+# -- key helpers --------------------------------------------------------------
+
+
+def _argument(state: RetryCallState, name: str) -> Any:
+    if name in state.kwargs:
+        return state.kwargs[name]
+    fn = state.fn
+    if fn is not None:
+        try:
+            bound = inspect.signature(fn).bind_partial(*state.args, **state.kwargs)
+        except (TypeError, ValueError):
+            bound = None
+        if bound is not None:
+            bound.apply_defaults()
+            if name in bound.arguments:
+                return bound.arguments[name]
+    where = state.get_fn_name() if fn is not None else "the call"
+    raise MissingRetryKeyError(f"argument {name!r} was not passed to {where}")
+
+
+def _with_prefix(prefix: str | None, value: object) -> str:
+    return f"{prefix}:{value}" if prefix else str(value)
+
+
+def key_from_argument(name: str, *, prefix: str | None = None) -> KeyFn:
+    """A key function reading one argument of the call (by name, positional or keyword).
+
+    Args:
+        name: The parameter's name.
+        prefix: Prepended as ``"prefix:value"``.
+    """
+
+    def key_fn(state: RetryCallState) -> str:
+        value = _argument(state, name)
+        if value is None:
+            raise MissingRetryKeyError(f"argument {name!r} is None; it cannot be a retry key")
+        return _with_prefix(prefix, value)
+
+    key_fn.__name__ = f"key_from_argument({name!r})"
+    return key_fn
+
+
+def key_from_attr(argument: str, attr: str, *, prefix: str | None = None) -> KeyFn:
+    """A key function reading ``getattr(<argument>, attr)``, e.g. ``task.id``.
+
+    Args:
+        argument: The parameter holding the object.
+        attr: The attribute of that object used as the key.
+        prefix: Prepended as ``"prefix:value"``.
+    """
+
+    def key_fn(state: RetryCallState) -> str:
+        value = getattr(_argument(state, argument), attr, None)
+        if value is None:
+            raise MissingRetryKeyError(f"{argument}.{attr} is missing or None")
+        return _with_prefix(prefix, value)
+
+    key_fn.__name__ = f"key_from_attr({argument!r}, {attr!r})"
+    return key_fn
+
+
+def idempotency_key_from_id(argument: str, *, prefix: str | None = None) -> KeyFn:
+    """Shorthand for ``key_from_attr(argument, "id", prefix=prefix)``."""
+    return key_from_attr(argument, "id", prefix=prefix)
+
+
+# -- the retryers -------------------------------------------------------------
+
+_UNSET: Any = object()
+
+
+class _AttemptInterrupted(Exception):
+    """Stands in for the unknown outcome of an attempt whose process stopped."""
+
+
+class _PersistentMixin:
+    """Key, store and bookkeeping shared by the sync and async retryers."""
+
+    _key: str | None
+    _key_fn: KeyFn | None
+    _store: AttemptStore | None
+    _owns_store: bool
+    clear_on_success: bool
+
+    def _init_persistence(
+        self,
+        key: str | None,
+        key_fn: KeyFn | None,
+        store: StoreArg | None,
+        store_path: str | os.PathLike[str] | None,
+        clear_on_success: bool,
+    ) -> None:
+        if key is not None and key_fn is not None:
+            raise ValidationError("pass either key or key_fn, not both")
+        if key is not None:
+            check_retry_key(key)
+        if store is not None and store_path is not None:
+            raise ValidationError("pass either store or store_path, not both")
+        self._key = key
+        self._key_fn = key_fn
+        self.clear_on_success = clear_on_success
+        self._owns_store = False
+        if store_path is not None:
+            store = os.fspath(store_path)
+        if isinstance(store, str | os.PathLike):
+            self._store = open_attempt_store(store)
+            self._owns_store = True
+        else:
+            self._store = store
+
+    @staticmethod
+    def _stop_from(stop: Any, max_tries: int | None) -> Any:
+        if max_tries is None:
+            return stop
+        if isinstance(max_tries, bool) or not isinstance(max_tries, int) or max_tries < 1:
+            raise ValidationError(f"max_tries must be an int >= 1, got {max_tries!r}")
+        if stop is not _UNSET:
+            raise ValidationError("pass either max_tries or stop, not both")
+        return tenacity.stop_after_attempt(max_tries)
+
+    @property
+    def store(self) -> AttemptStore:
+        """The attempt store (the configured default when none was given)."""
+        return self._store if self._store is not None else get_default_store()
+
+    @property
+    def key(self) -> str | None:
+        """The fixed retry key, if this retryer has one."""
+        return self._key
+
+    def close(self) -> None:
+        """Close the attempt store if this retryer opened it from a URL or path."""
+        if self._owns_store and self._store is not None:
+            self._store.close()
+
+    def _copy_persistence(
+        self, new: _PersistentMixin, key: Any, key_fn: Any, store: Any, clear_on_success: Any
+    ) -> None:
+        if key is not _UNSET or key_fn is not _UNSET:
+            new_key = None if key is _UNSET else key
+            new_key_fn = None if key_fn is _UNSET else key_fn
+        else:
+            new_key, new_key_fn = self._key, self._key_fn
+        new_store = self._store if store is _UNSET else store
+        keep = self.clear_on_success if clear_on_success is _UNSET else clear_on_success
+        # A copy never owns a store it was handed: the original closes it.
+        new._init_persistence(new_key, new_key_fn, new_store, None, keep)
+
+    def _resolve_key(self, state: RetryCallState, key: str | None) -> str:
+        if key is None:
+            key = self._key
+        if key is None and self._key_fn is not None:
+            key = self._key_fn(state)
+        if key is None or key == "":
+            raise MissingRetryKeyError(
+                "a persistent retry needs a key: pass key=..., key_fn=... or a key helper "
+                "such as key_from_argument('job_id')"
+            )
+        return check_retry_key(key)
+
+    def get_record(self, key: str | None = None) -> RetryRecord | None:
+        """The persisted record of ``key`` (default: this retryer's fixed key)."""
+        return self.store.get_record(self._fixed_key(key))
+
+    def reset(self, key: str | None = None) -> bool:
+        """Forget the record of ``key`` (default: this retryer's fixed key), restoring its budget.
+
+        Returns:
+            Whether a record was deleted.
+        """
+        return self.store.reset(self._fixed_key(key))
+
+    def _fixed_key(self, key: str | None) -> str:
+        key = key if key is not None else self._key
+        if key is None:
+            raise MissingRetryKeyError("this retryer has no fixed key; pass the key")
+        return check_retry_key(key)
+
+    # -- bookkeeping around Tenacity's loop -----------------------------------
+
+    @staticmethod
+    def _start_time_for(record: RetryRecord) -> float:
+        # Delay-based stops (stop_after_delay) measure from the key's first attempt.
+        elapsed = max(0.0, time.time() - record.first_attempt_at)
+        return time.monotonic() - elapsed
+
+    def _probe(self, state: RetryCallState, record: RetryRecord) -> RetryCallState:
+        """A call state as it stood after the key's last started attempt, for the stop check."""
+        probe = RetryCallState(state.retry_object, state.fn, state.args, state.kwargs)
+        probe.attempt_number = record.attempts
+        probe.start_time = self._start_time_for(record)
+        error = _AttemptInterrupted(record.last_error or "the attempt's outcome is unknown")
+        probe.outcome = Future.construct(record.attempts, error, True)
+        probe.outcome_timestamp = time.monotonic()
+        return probe
+
+    def _exhaust(self, store: AttemptStore, key: str, record: RetryRecord) -> NoReturn:
+        error = record.last_error or f"attempt {record.attempts} did not report an outcome"
+        store.record_failure(key, error, exhausted=True)
+        raise PersistentRetryExhausted(key, record.attempts, error)
+
+    def _continue(self, state: RetryCallState, record: RetryRecord) -> None:
+        state.attempt_number = record.attempts + 1
+        state.start_time = self._start_time_for(record)
+
+    def _begin_attempt(
+        self, store: AttemptStore, key: str, state: RetryCallState, stats: dict[str, Any]
+    ) -> None:
+        record = store.begin_attempt(key)
+        # The store's count is authoritative (another process may share the key).
+        state.attempt_number = record.attempts
+        stats["attempt_number"] = record.attempts
+
+    @staticmethod
+    def _outcome_error(state: RetryCallState) -> str | None:
+        outcome = state.outcome
+        if outcome is None:
+            return None
+        if outcome.failed:
+            return format_error(outcome.exception())
+        return f"retry rejected the result {outcome.result()!r}"
+
+    def _after_final(
+        self, store: AttemptStore, key: str, state: RetryCallState, stopped: bool
+    ) -> None:
+        """Record how the call ended: success, budget spent, or a failure not retried."""
+        if stopped:
+            store.record_failure(key, self._outcome_error(state), exhausted=True)
+        elif state.outcome is not None and state.outcome.failed:
+            pass  # recorded as soon as the attempt failed
+        elif self.clear_on_success:
+            store.reset(key)
+
+    def _result_rejected(self, store: AttemptStore, key: str, state: RetryCallState) -> None:
+        """Record a retry caused by a result (``retry_if_result``) rather than an error."""
+        if state.outcome is not None and not state.outcome.failed:
+            store.record_failure(key, self._outcome_error(state))
+
+
+class PersistentRetrying(_PersistentMixin, Retrying):
+    """``tenacity.Retrying`` whose attempts per key persist in an :class:`AttemptStore`.
+
+    Args:
+        key: A fixed retry key for every call.
+        key_fn: Computes the key of each call from Tenacity's call state; see
+            :func:`key_from_argument`, :func:`key_from_attr`, :func:`idempotency_key_from_id`.
+        store: An attempt store or a store URL (default: :func:`get_default_store`).
+        store_path: A SQLite file path; shorthand for ``store=path``.
+        max_tries: Shorthand for ``stop=stop_after_attempt(max_tries)``.
+        clear_on_success: Forget the key's record when a call succeeds, so the
+            next call with the key gets a fresh budget.
+        **kwargs: Tenacity's options, unchanged: ``stop``, ``wait``, ``retry``,
+            ``before``, ``after``, ``before_sleep``, ``reraise``,
+            ``retry_error_callback``, ``sleep``, ...
+
+    Calling it runs ``fn`` like Tenacity does, except that:
+
+    * a key whose record is exhausted raises
+      :class:`~localqueue.errors.PersistentRetryExhausted` before ``fn`` is called;
+    * each attempt is counted in the store before it runs, and the attempt
+      number Tenacity's strategies see is the persisted count, so a restart
+      continues the budget (an attempt whose process died counts too);
+    * a failure that is retried or ends the call is recorded as the key's
+      ``last_error``; when ``stop`` ends the call the record is marked
+      exhausted.
+
+    Iterating (``for attempt in retrying``) is not supported: an attempt's
+    outcome must be known to be persisted.
+
+    Raises:
+        MissingRetryKeyError: A call has no key (none given, or ``key_fn`` returned none).
+    """
+
+    def __init__(
+        self,
+        *,
+        key: str | None = None,
+        key_fn: KeyFn | None = None,
+        store: StoreArg | None = None,
+        store_path: str | os.PathLike[str] | None = None,
+        max_tries: int | None = None,
+        clear_on_success: bool = True,
+        stop: Any = _UNSET,
+        **kwargs: Any,
+    ) -> None:
+        stop = self._stop_from(stop, max_tries)
+        if stop is not _UNSET:
+            kwargs["stop"] = stop
+        super().__init__(**kwargs)
+        self._init_persistence(key, key_fn, store, store_path, clear_on_success)
+
+    def copy(  # type: ignore[override]
+        self,
+        *,
+        key: Any = _UNSET,
+        key_fn: Any = _UNSET,
+        store: Any = _UNSET,
+        clear_on_success: Any = _UNSET,
+        max_tries: int | None = None,
+        **kwargs: Any,
+    ) -> Self:
+        """A copy with some options changed, like ``tenacity.Retrying.copy``.
+
+        Accepts Tenacity's options plus ``key``, ``key_fn``, ``store``,
+        ``max_tries`` and ``clear_on_success``. A copy shares the store and never closes it.
+        """
+        if max_tries is not None:
+            kwargs["stop"] = self._stop_from(kwargs.get("stop", _UNSET), max_tries)
+        new = super().copy(**kwargs)
+        self._copy_persistence(new, key, key_fn, store, clear_on_success)
+        return new
+
+    def __iter__(self) -> Any:
+        raise TypeError("PersistentRetrying cannot be iterated; call it or use it as a decorator")
+
+    def __call__(self, fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
+        """Call ``fn(*args, **kwargs)`` under the key's persistent retry budget."""
+        if not self.enabled:
+            return fn(*args, **kwargs)
+        self.begin()
+        state = RetryCallState(retry_object=self, fn=fn, args=args, kwargs=kwargs)
+        key = self._resolve_key(state, None)
+        store = self.store
+        record = store.get_record(key)
+        if record is not None:
+            if record.exhausted:
+                raise PersistentRetryExhausted(key, record.attempts, record.last_error)
+            if self.stop(self._probe(state, record)):
+                self._exhaust(store, key, record)
+            self._continue(state, record)
+        while True:
+            try:
+                do = self.iter(retry_state=state)
+            except BaseException:
+                if state.outcome is not None:
+                    self._after_final(store, key, state, bool(self.iter_state.stop_run_result))
+                raise
+            if isinstance(do, DoAttempt):
+                self._begin_attempt(store, key, state, self.statistics)
+                try:
+                    result = fn(*args, **kwargs)
+                except BaseException:
+                    state.set_exception(sys.exc_info())  # type: ignore[arg-type]
+                    # Recorded before Tenacity's callbacks run, so they see it persisted.
+                    store.record_failure(key, self._outcome_error(state))
+                else:
+                    state.set_result(result)
+            elif isinstance(do, DoSleep):
+                self._result_rejected(store, key, state)
+                state.prepare_for_next_attempt()
+                self.sleep(do)
+            else:
+                self._after_final(store, key, state, bool(self.iter_state.stop_run_result))
+                return cast(R, do)
+
+
+class PersistentAsyncRetrying(_PersistentMixin, AsyncRetrying):
+    """``tenacity.AsyncRetrying`` with persistent attempts; see :class:`PersistentRetrying`.
+
+    Accepts the same arguments; ``fn`` may be a coroutine function, and
+    Tenacity's callbacks and ``sleep`` may be async. Store calls are made
+    directly (they are short local operations).
+    """
+
+    def __init__(
+        self,
+        *,
+        key: str | None = None,
+        key_fn: KeyFn | None = None,
+        store: StoreArg | None = None,
+        store_path: str | os.PathLike[str] | None = None,
+        max_tries: int | None = None,
+        clear_on_success: bool = True,
+        stop: Any = _UNSET,
+        **kwargs: Any,
+    ) -> None:
+        stop = self._stop_from(stop, max_tries)
+        if stop is not _UNSET:
+            kwargs["stop"] = stop
+        super().__init__(**kwargs)
+        self._init_persistence(key, key_fn, store, store_path, clear_on_success)
+
+    def copy(  # type: ignore[override]
+        self,
+        *,
+        key: Any = _UNSET,
+        key_fn: Any = _UNSET,
+        store: Any = _UNSET,
+        clear_on_success: Any = _UNSET,
+        max_tries: int | None = None,
+        **kwargs: Any,
+    ) -> Self:
+        """A copy with some options changed; see :meth:`PersistentRetrying.copy`."""
+        if max_tries is not None:
+            kwargs["stop"] = self._stop_from(kwargs.get("stop", _UNSET), max_tries)
+        new = super().copy(**kwargs)
+        self._copy_persistence(new, key, key_fn, store, clear_on_success)
+        return new
+
+    def __aiter__(self) -> Any:
+        raise TypeError(
+            "PersistentAsyncRetrying cannot be iterated; await a call or use it as a decorator"
+        )
+
+    async def __call__(  # type: ignore[override]
+        self, fn: Callable[..., Awaitable[R] | R], *args: Any, **kwargs: Any
+    ) -> R:
+        """Await ``fn(*args, **kwargs)`` under the key's persistent retry budget."""
+        is_async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+            getattr(fn, "__call__", None)  # noqa: B004 - async callable objects count too
+        )
+        if not self.enabled:
+            outcome = fn(*args, **kwargs)
+            return cast(R, await outcome if inspect.isawaitable(outcome) else outcome)
+        self.begin()
+        state = RetryCallState(retry_object=self, fn=fn, args=args, kwargs=kwargs)
+        key = self._resolve_key(state, None)
+        store = self.store
+        record = store.get_record(key)
+        if record is not None:
+            if record.exhausted:
+                raise PersistentRetryExhausted(key, record.attempts, record.last_error)
+            stopped: Any = self.stop(self._probe(state, record))
+            if inspect.isawaitable(stopped):
+                stopped = await stopped
+            if stopped:
+                self._exhaust(store, key, record)
+            self._continue(state, record)
+        while True:
+            try:
+                do = await self.iter(retry_state=state)
+            except BaseException:
+                if state.outcome is not None:
+                    self._after_final(store, key, state, bool(self.iter_state.stop_run_result))
+                raise
+            if isinstance(do, DoAttempt):
+                self._begin_attempt(store, key, state, self.statistics)
+                try:
+                    result = fn(*args, **kwargs)
+                    if is_async or inspect.isawaitable(result):
+                        result = await cast(Awaitable[R], result)
+                except BaseException:
+                    state.set_exception(sys.exc_info())  # type: ignore[arg-type]
+                    # Recorded before Tenacity's callbacks run, so they see it persisted.
+                    store.record_failure(key, self._outcome_error(state))
+                else:
+                    state.set_result(result)
+            elif isinstance(do, DoSleep):
+                self._result_rejected(store, key, state)
+                state.prepare_for_next_attempt()
+                await cast(Awaitable[None], self.sleep(do))
+            else:
+                self._after_final(store, key, state, bool(self.iter_state.stop_run_result))
+                return cast(R, do)
+
+
+# -- decorators ---------------------------------------------------------------
+
+
+def _require_key(key: str | None, key_fn: KeyFn | None) -> None:
+    if key is None and key_fn is None:
+        raise MissingRetryKeyError(
+            "a persistent retry needs a key: pass key=... or key_fn=... "
+            "(e.g. key_fn=key_from_argument('job_id'))"
+        )
+
+
+def persistent_retry(
+    *,
+    key: str | None = None,
+    key_fn: KeyFn | None = None,
+    store: StoreArg | None = None,
+    store_path: str | os.PathLike[str] | None = None,
+    max_tries: int | None = None,
+    clear_on_success: bool = True,
+    **kwargs: Any,
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Decorate a function to retry under a persistent budget; see :class:`PersistentRetrying`.
+
+    The decorated function keeps Tenacity's ``retry`` attribute (the
+    :class:`PersistentRetrying`) and ``retry_with``.
+
+    Raises:
+        MissingRetryKeyError: Neither ``key`` nor ``key_fn`` is given.
+    """
+    _require_key(key, key_fn)
+    retrying = PersistentRetrying(
+        key=key,
+        key_fn=key_fn,
+        store=store,
+        store_path=store_path,
+        max_tries=max_tries,
+        clear_on_success=clear_on_success,
+        **kwargs,
+    )
+
+    def decorate(fn: Callable[P, R]) -> Callable[P, R]:
+        if inspect.iscoroutinefunction(fn):
+            raise TypeError(f"{fn.__qualname__} is async; use persistent_async_retry")
+        return cast(Callable[P, R], retrying.wraps(fn))
+
+    return decorate
+
+
+def persistent_async_retry(
+    *,
+    key: str | None = None,
+    key_fn: KeyFn | None = None,
+    store: StoreArg | None = None,
+    store_path: str | os.PathLike[str] | None = None,
+    max_tries: int | None = None,
+    clear_on_success: bool = True,
+    **kwargs: Any,
+) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
+    """Decorate a coroutine function; see :func:`persistent_retry`.
+
+    Raises:
+        MissingRetryKeyError: Neither ``key`` nor ``key_fn`` is given.
+    """
+    _require_key(key, key_fn)
+    retrying = PersistentAsyncRetrying(
+        key=key,
+        key_fn=key_fn,
+        store=store,
+        store_path=store_path,
+        max_tries=max_tries,
+        clear_on_success=clear_on_success,
+        **kwargs,
+    )
+
+    def decorate(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+        @functools.wraps(fn)
+        async def wrapped(*args: P.args, **kw: P.kwargs) -> R:
+            return await retrying.copy()(fn, *args, **kw)
+
+        wrapped.retry = retrying  # type: ignore[attr-defined]
+        return wrapped
+
+    return decorate

@@ -1,0 +1,391 @@
+"""The long-running worker: consume a queue until stopped, with concurrency and heartbeats.
+
+```python
+from localqueue import PersistentQueue, PersistentWorkerConfig
+from localqueue.runner import Worker
+
+def send_email(job: dict[str, str]) -> None: ...
+
+queue = PersistentQueue("emails", store="sqlite:///jobs.db")
+Worker(queue, send_email, config=PersistentWorkerConfig(max_tries=5), concurrency=4).run()
+```
+
+Each message is processed by the rules of :mod:`localqueue.worker` (retry
+keyed by message id, ack, dead letter or release). The worker adds:
+
+* **concurrency**: ``concurrency`` threads for a sync handler, or as many
+  asyncio tasks for a coroutine handler, each leasing one message at a time;
+* **heartbeats** that extend a message's lease while its handler runs;
+* **graceful shutdown**: SIGINT or SIGTERM (or :meth:`Worker.stop`) lets the
+  in-flight messages finish and be acked; a message waiting between retries is
+  released at once. Nothing stays leased. A second signal is handled by the
+  previous handler (a second Ctrl-C interrupts at once);
+* **logging** through the ``localqueue.worker`` and ``localqueue.runner`` loggers,
+  with ``queue``, ``message_id``, ``worker_id`` and ``status`` as record extras.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+from localqueue.errors import StoreLockedError, ValidationError
+from localqueue.queue import PersistentQueue
+from localqueue.validation import check_timeout, check_worker_id
+from localqueue.worker import (
+    MessageOutcome,
+    PersistentWorkerConfig,
+    _config,
+    _process,
+    _process_async,
+    _ShutdownRequested,
+)
+
+__all__ = ["Worker", "WorkerStats", "default_worker_id"]
+
+logger = logging.getLogger("localqueue.runner")
+
+# Upper bound on one blocking wait for a message, so a stop request is seen promptly.
+_WAIT_SLICE = 0.5
+# Upper bound on one slice of an interruptible retry sleep.
+_SLEEP_SLICE = 0.1
+
+
+def default_worker_id() -> str:
+    """``host:pid``, the worker id used when none is given."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass
+class WorkerStats:
+    """Counts of what a :meth:`Worker.run` did."""
+
+    acked: int = 0
+    dead_lettered: int = 0
+    released: int = 0
+    lease_lost: int = 0
+    outcomes: list[MessageOutcome] = field(default_factory=list, repr=False)
+    """Every outcome, in completion order (kept only with ``keep_outcomes=True``)."""
+
+    @property
+    def processed(self) -> int:
+        """Messages settled in any way."""
+        return self.acked + self.dead_lettered + self.released + self.lease_lost
+
+
+class Worker:
+    """Consumes a queue with a handler until stopped or (optionally) until it is empty.
+
+    Args:
+        queue: The queue to consume.
+        handler: Called with each ``message.value``; a coroutine function runs on asyncio.
+        config: Retry and settlement options
+            (see :class:`~localqueue.worker.PersistentWorkerConfig`).
+        concurrency: Messages processed at once (threads, or asyncio tasks).
+        worker_id: Recorded as ``leased_by``; default ``config.worker_id`` or
+            :func:`default_worker_id`.
+        poll_interval: Seconds between checks for a message with ``block=False``.
+        handle_signals: Install SIGINT/SIGTERM handlers during :meth:`run`
+            (only ever in the main thread).
+        on_outcome: Called (from a worker thread or task) with each
+            :class:`~localqueue.worker.MessageOutcome`, e.g. to print it.
+        keep_outcomes: Keep every outcome in :attr:`WorkerStats.outcomes`.
+    """
+
+    def __init__(
+        self,
+        queue: PersistentQueue,
+        handler: Callable[..., Any],
+        *,
+        config: PersistentWorkerConfig | None = None,
+        concurrency: int = 1,
+        worker_id: str | None = None,
+        poll_interval: float = 1.0,
+        handle_signals: bool = True,
+        on_outcome: Callable[[MessageOutcome], None] | None = None,
+        keep_outcomes: bool = False,
+    ) -> None:
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise ValidationError(f"concurrency must be an int >= 1, got {concurrency!r}")
+        self.queue = queue
+        self.handler = handler
+        wid = check_worker_id(worker_id) or (config.worker_id if config else None)
+        self.worker_id = wid or default_worker_id()
+        self.config = _config(config, {"worker_id": self.worker_id})
+        self.concurrency = concurrency
+        self.poll_interval = check_timeout(poll_interval)
+        self.handle_signals = handle_signals
+        self.on_outcome = on_outcome
+        self.keep_outcomes = keep_outcomes
+        self.is_async = inspect.iscoroutinefunction(handler)
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._stats = WorkerStats()
+        self._started = 0
+        self._errors: list[BaseException] = []
+
+    def __repr__(self) -> str:
+        return f"Worker({self.queue!r}, worker_id={self.worker_id!r})"
+
+    @property
+    def stopping(self) -> bool:
+        """Whether :meth:`stop` was called (or a signal received) during the current run."""
+        return self._stopping.is_set()
+
+    def stop(self) -> None:
+        """Ask the run to finish: in-flight messages complete, no new ones are leased.
+
+        Safe to call from any thread or a signal handler; returns at once.
+        """
+        self._stopping.set()
+
+    # -- running ---------------------------------------------------------------
+
+    def run(
+        self, *, until_empty: bool = False, block: bool = True, max_messages: int | None = None
+    ) -> WorkerStats:
+        """Process messages until stopped; returns what was done.
+
+        Args:
+            until_empty: Return once no message is available (delayed and
+                leased messages are not waited for).
+            block: While the queue is empty, wait on the store for a new
+                message; ``False`` checks every ``poll_interval`` seconds instead.
+            max_messages: Return after leasing this many messages.
+
+        Raises:
+            Exception: An unexpected error from the store ends the run and is re-raised
+                (handler errors never do: they settle their message).
+        """
+        if max_messages is not None and (
+            isinstance(max_messages, bool) or not isinstance(max_messages, int) or max_messages < 1
+        ):
+            raise ValidationError(f"max_messages must be an int >= 1, got {max_messages!r}")
+        self._stopping.clear()
+        self._stats = WorkerStats()
+        self._started = 0
+        self._errors = []
+        restore = self._install_signal_handlers()
+        logger.info(
+            "worker %s consuming %s (concurrency %d)",
+            self.worker_id,
+            self.queue.name,
+            self.concurrency,
+            extra={"queue": self.queue.name, "worker_id": self.worker_id},
+        )
+        try:
+            if self.is_async:
+                asyncio.run(self._run_tasks(until_empty, block, max_messages))
+            else:
+                self._run_threads(until_empty, block, max_messages)
+        finally:
+            restore()
+        logger.info(
+            "worker %s stopped after %d messages",
+            self.worker_id,
+            self._stats.processed,
+            extra={"queue": self.queue.name, "worker_id": self.worker_id},
+        )
+        if self._errors:
+            raise self._errors[0]
+        return self._stats
+
+    def _install_signal_handlers(self) -> Callable[[], None]:
+        if not self.handle_signals or threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        previous: dict[int, Any] = {}
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            logger.info(
+                "received %s: finishing in-flight messages",
+                signal.Signals(signum).name,
+                extra={"queue": self.queue.name, "worker_id": self.worker_id},
+            )
+            self.stop()
+            # A second signal goes to the previous handler (e.g. Ctrl-C interrupts at once).
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, on_signal)
+
+        def restore() -> None:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+        return restore
+
+    def _claim_slot(self, max_messages: int | None) -> bool:
+        with self._lock:
+            if max_messages is not None and self._started >= max_messages:
+                return False
+            self._started += 1
+            return True
+
+    def _unclaim_slot(self) -> None:
+        with self._lock:
+            self._started -= 1
+
+    def _record(self, outcome: MessageOutcome) -> None:
+        with self._lock:
+            counts = self._stats
+            setattr(counts, outcome.status, getattr(counts, outcome.status) + 1)
+            if self.keep_outcomes:
+                counts.outcomes.append(outcome)
+        if self.on_outcome is not None:
+            self.on_outcome(outcome)
+
+    def _fail(self, exc: BaseException) -> None:
+        logger.exception(
+            "worker %s stopping on an unexpected error",
+            self.worker_id,
+            extra={"queue": self.queue.name, "worker_id": self.worker_id},
+        )
+        with self._lock:
+            self._errors.append(exc)
+        self.stop()
+
+    def _lease(self, wait: bool) -> list[Any]:
+        return self.queue.get_messages(
+            1,
+            block=wait,
+            timeout=_WAIT_SLICE,
+            leased_by=self.worker_id,
+            lease_timeout=self.config.lease_timeout,
+        )
+
+    # -- threads, for sync handlers ----------------------------------------------
+
+    def _sleep(self, seconds: float) -> None:
+        """Tenacity's sleep between retries, cut short (releasing the message) on stop."""
+        if self._stopping.wait(seconds):
+            raise _ShutdownRequested
+
+    def _run_threads(self, until_empty: bool, block: bool, max_messages: int | None) -> None:
+        threads = [
+            # Daemon threads: if a second signal interrupts the main thread, the
+            # process may exit without them (their leases then expire and redeliver).
+            threading.Thread(
+                target=self._consume,
+                args=(until_empty, block, max_messages),
+                name=f"localqueue-worker-{n}",
+                daemon=True,
+            )
+            for n in range(self.concurrency)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            # Join in slices so the main thread keeps running signal handlers.
+            while thread.is_alive():
+                thread.join(0.2)
+
+    def _consume(self, until_empty: bool, block: bool, max_messages: int | None) -> None:
+        try:
+            while not self._stopping.is_set():
+                if not self._claim_slot(max_messages):
+                    return
+                try:
+                    leased = self._lease(block and not until_empty)
+                except StoreLockedError as exc:
+                    self._unclaim_slot()
+                    logger.warning("store locked, retrying: %s", exc)
+                    self._stopping.wait(self.poll_interval)
+                    continue
+                if not leased:
+                    self._unclaim_slot()
+                    if until_empty:
+                        return
+                    if not block:
+                        self._stopping.wait(self.poll_interval)
+                    continue
+                outcome, _ = _process(
+                    self.queue, leased[0], self.handler, self.config, sleep=self._sleep
+                )
+                self._record(outcome)
+        except BaseException as exc:
+            self._fail(exc)
+
+    # -- tasks, for coroutine handlers ------------------------------------------
+
+    async def _async_sleep(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while (remaining := deadline - time.monotonic()) > 0:
+            if self._stopping.is_set():
+                raise _ShutdownRequested
+            await asyncio.sleep(min(remaining, _SLEEP_SLICE))
+        if self._stopping.is_set():
+            raise _ShutdownRequested
+
+    async def _run_tasks(self, until_empty: bool, block: bool, max_messages: int | None) -> None:
+        loop = asyncio.get_running_loop()
+        installed: list[int] = []
+        if self.handle_signals and threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, self._on_loop_signal, sig, installed)
+                installed.append(sig)
+        try:
+            tasks = [
+                asyncio.create_task(self._consume_async(until_empty, block, max_messages))
+                for _ in range(self.concurrency)
+            ]
+            await asyncio.gather(*tasks)
+        finally:
+            for signum in installed:
+                loop.remove_signal_handler(signum)
+
+    def _on_loop_signal(self, signum: int, installed: list[int]) -> None:
+        logger.info(
+            "received %s: finishing in-flight messages",
+            signal.Signals(signum).name,
+            extra={"queue": self.queue.name, "worker_id": self.worker_id},
+        )
+        self.stop()
+        loop = asyncio.get_running_loop()
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+        installed.clear()
+
+    async def _consume_async(
+        self, until_empty: bool, block: bool, max_messages: int | None
+    ) -> None:
+        try:
+            while not self._stopping.is_set():
+                if not self._claim_slot(max_messages):
+                    return
+                try:
+                    # The blocking wait runs in a thread so the loop keeps serving other tasks.
+                    leased = await asyncio.to_thread(self._lease, block and not until_empty)
+                except StoreLockedError as exc:
+                    self._unclaim_slot()
+                    logger.warning("store locked, retrying: %s", exc)
+                    await asyncio.sleep(self.poll_interval)
+                    continue
+                if not leased:
+                    self._unclaim_slot()
+                    if until_empty:
+                        return
+                    if not block:
+                        await self._idle()
+                    continue
+                outcome, _ = await _process_async(
+                    self.queue, leased[0], self.handler, self.config, sleep=self._async_sleep
+                )
+                self._record(outcome)
+        except Exception as exc:
+            self._fail(exc)
+
+    async def _idle(self) -> None:
+        deadline = time.monotonic() + self.poll_interval
+        while not self._stopping.is_set() and (remaining := deadline - time.monotonic()) > 0:
+            await asyncio.sleep(min(remaining, _SLEEP_SLICE))

@@ -1,0 +1,478 @@
+"""Queue workers: lease a message, run a handler under persistent retry, then settle it.
+
+```python
+from localqueue import PersistentQueue, PersistentWorkerConfig, persistent_worker
+
+queue = PersistentQueue("emails", store="sqlite:///jobs.db")
+
+@persistent_worker(queue, config=PersistentWorkerConfig(max_tries=5))
+def send_email_job(job: dict[str, str]) -> None: ...
+
+send_email_job()  # leases one message and processes it
+```
+
+The rules, shared by :func:`persistent_worker`, :func:`persistent_async_worker`
+and the long-running :class:`~localqueue.runner.Worker`:
+
+* The handler receives ``message.value`` (then any extra arguments of the call).
+* The retry key is the message id; attempts persist in the configured
+  :class:`~localqueue.protocols.AttemptStore`.
+* A message leased for the first time (``attempts == 1``: new, or requeued
+  from dead letters, which resets ``attempts``) starts with a fresh retry
+  budget; a redelivery after a crash continues the persisted one.
+* Success acks the message. A final failure (the retryer gave up, or raised
+  an error its ``retry`` predicate does not retry) dead-letters it, or with
+  ``dead_letter_on_failure=False`` releases it after ``release_delay``; the
+  error is recorded as ``last_error`` with ``failed_at``.
+* A message whose payload cannot be decoded is dead-lettered with the error.
+* While the handler runs, a heartbeat thread extends the lease.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import functools
+import inspect
+import logging
+import os
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
+
+import tenacity
+
+from localqueue._models import QueueMessage
+from localqueue.errors import (
+    LeaseLostError,
+    LocalQueueError,
+    MessageDecodeError,
+    StoreClosedError,
+    ValidationError,
+)
+from localqueue.protocols import AttemptStore
+from localqueue.queue import PersistentQueue, format_error
+from localqueue.registry import open_attempt_store
+from localqueue.retry import PersistentAsyncRetrying, PersistentRetrying
+from localqueue.validation import check_delay, check_lease_timeout, check_worker_id
+
+__all__ = [
+    "MessageOutcome",
+    "OutcomeStatus",
+    "PersistentWorkerConfig",
+    "persistent_async_worker",
+    "persistent_worker",
+]
+
+logger = logging.getLogger("localqueue.worker")
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+OutcomeStatus = Literal["acked", "dead_lettered", "released", "lease_lost"]
+"""How a processed message was settled."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class PersistentWorkerConfig:
+    """How a worker retries a handler and settles its messages.
+
+    Retry options (passed to :class:`~localqueue.retry.PersistentRetrying`):
+
+    Attributes:
+        store: Attempt store or URL for retry state (default: the retry layer's default).
+        store_path: A SQLite file for retry state; shorthand for ``store=path``.
+        max_tries: Shorthand for ``stop=stop_after_attempt(max_tries)``.
+        stop: Tenacity stop strategy.
+        wait: Tenacity wait strategy (the handler is retried within one lease).
+        retry: Tenacity retry predicate; errors it does not retry fail at once.
+        before: Tenacity ``before`` callback.
+        after: Tenacity ``after`` callback.
+        before_sleep: Tenacity ``before_sleep`` callback.
+        retry_error_callback: Tenacity callback when the budget is spent; if it
+            returns instead of raising, the message counts as handled and is acked.
+        reraise: Raise the handler's own error instead of ``tenacity.RetryError``.
+        sleep: Tenacity sleep function (inject one in tests).
+        dead_letter_on_failure: Dead-letter a message on final failure; ``False``
+            releases it after ``release_delay`` instead.
+        release_delay: Seconds before a released message is delivered again.
+        lease_timeout: Lease length in seconds (default: the queue's).
+        heartbeat_interval: Seconds between lease extensions while the handler
+            runs (default: a third of the lease); ``0`` turns the heartbeat off.
+        worker_id: Recorded on leased messages as ``leased_by``.
+        block: Wait for a message when the queue is empty (single-call decorators).
+        timeout: With ``block``, most seconds to wait before raising ``Empty``.
+    """
+
+    store: AttemptStore | str | os.PathLike[str] | None = None
+    store_path: str | os.PathLike[str] | None = None
+    max_tries: int | None = None
+    stop: Any = None
+    wait: Any = None
+    retry: Any = None
+    before: Any = None
+    after: Any = None
+    before_sleep: Any = None
+    retry_error_callback: Any = None
+    reraise: bool = True
+    sleep: Any = None
+    dead_letter_on_failure: bool = True
+    release_delay: float = 0.0
+    lease_timeout: float | None = None
+    heartbeat_interval: float | None = None
+    worker_id: str | None = None
+    block: bool = False
+    timeout: float | None = None
+
+    def __post_init__(self) -> None:
+        check_delay(self.release_delay)
+        if self.lease_timeout is not None:
+            check_lease_timeout(self.lease_timeout)
+        if self.heartbeat_interval is not None and self.heartbeat_interval != 0:
+            check_lease_timeout(self.heartbeat_interval)
+        check_worker_id(self.worker_id)
+        if self.max_tries is not None and self.stop is not None:
+            raise ValidationError("pass either max_tries or stop, not both")
+
+    def replace(self, **changes: Any) -> PersistentWorkerConfig:
+        """A copy with some fields changed.
+
+        Raises:
+            TypeError: A name is not a field of the config.
+        """
+        return dataclasses.replace(self, **changes)
+
+    def retry_options(self) -> dict[str, Any]:
+        """The options given to the retryer (only those that are set)."""
+        names = (
+            "store",
+            "store_path",
+            "max_tries",
+            "stop",
+            "wait",
+            "retry",
+            "before",
+            "after",
+            "before_sleep",
+            "retry_error_callback",
+            "sleep",
+        )
+        options = {name: getattr(self, name) for name in names if getattr(self, name) is not None}
+        options["reraise"] = self.reraise
+        return options
+
+
+@dataclass(frozen=True)
+class MessageOutcome:
+    """What happened to one processed message."""
+
+    message_id: str
+    """The message's id (also its retry key)."""
+    status: OutcomeStatus
+    """How the message was settled."""
+    attempts: int
+    """Handler attempts recorded for the message, across restarts (0 if none ran)."""
+    error: str | None = None
+    """The failure recorded as ``last_error``, if any."""
+    result: Any = dataclasses.field(default=None, repr=False)
+    """What the handler returned, when it succeeded."""
+
+
+def _config(
+    config: PersistentWorkerConfig | None, options: dict[str, Any]
+) -> PersistentWorkerConfig:
+    """The config with ``options`` applied and its retry store opened once.
+
+    A store given as a URL or path is opened here, once, and shared by every
+    message (it stays open for the life of the process).
+    """
+    cfg = config or PersistentWorkerConfig()
+    if options:
+        cfg = cfg.replace(**options)
+    target = cfg.store if cfg.store_path is None else cfg.store_path
+    if isinstance(target, str | os.PathLike):
+        cfg = cfg.replace(store=open_attempt_store(target), store_path=None)
+    return cfg
+
+
+class _ShutdownRequested(Exception):
+    """Raised by a worker's sleep when it is stopping: the message is released untouched."""
+
+
+class _Heartbeat:
+    """Extends a message's lease from a background thread until stopped."""
+
+    def __init__(self, queue: PersistentQueue, message: QueueMessage, lease: float, every: float):
+        self._queue = queue
+        self._message = message
+        self._lease = lease
+        self._every = every
+        self._done = threading.Event()
+        self._thread = threading.Thread(
+            target=self._beat, name=f"localqueue-heartbeat-{message.id[:12]}", daemon=True
+        )
+
+    def _beat(self) -> None:
+        while not self._done.wait(self._every):
+            try:
+                self._queue.extend_lease(self._message, self._lease)
+            except LeaseLostError:
+                logger.warning(
+                    "lease of message %s lost; heartbeat stopped",
+                    self._message.id,
+                    extra={"queue": self._queue.name, "message_id": self._message.id},
+                )
+                return
+            except StoreClosedError:
+                return
+            except LocalQueueError as exc:  # a locked store: try again at the next beat
+                logger.warning("heartbeat for message %s failed: %s", self._message.id, exc)
+
+    def __enter__(self) -> None:
+        self._thread.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+
+@contextlib.contextmanager
+def _heartbeat(
+    queue: PersistentQueue, message: QueueMessage, config: PersistentWorkerConfig
+) -> Iterator[None]:
+    lease = config.lease_timeout or queue.lease_timeout
+    every = lease / 3 if config.heartbeat_interval is None else config.heartbeat_interval
+    if every <= 0:
+        yield
+        return
+    with _Heartbeat(queue, message, lease, every):
+        yield
+
+
+def _underlying(exc: BaseException) -> BaseException:
+    if isinstance(exc, tenacity.RetryError) and exc.last_attempt.failed:
+        inner = exc.last_attempt.exception()
+        if inner is not None:
+            return inner
+    return exc
+
+
+def _log_extra(message: QueueMessage, **more: Any) -> dict[str, Any]:
+    return {"queue": message.queue, "message_id": message.id, **more}
+
+
+class _Processor:
+    """The per-message steps shared by the sync and async paths."""
+
+    def __init__(self, queue: PersistentQueue, config: PersistentWorkerConfig) -> None:
+        self.queue = queue
+        self.config = config
+
+    def retrying_options(self, message: QueueMessage, sleep: Any) -> dict[str, Any]:
+        options = self.config.retry_options()
+        if sleep is not None and self.config.sleep is None:
+            options["sleep"] = sleep
+        options["key"] = message.id
+        return options
+
+    def fresh_budget(self, store: AttemptStore, message: QueueMessage) -> None:
+        # First delivery since put or requeue_dead (which resets attempts):
+        # whatever a key of that id recorded before belongs to an earlier life.
+        if message.attempts == 1:
+            store.reset(message.id)
+
+    def attempts(self, store: AttemptStore, message: QueueMessage) -> int:
+        record = store.get_record(message.id)
+        return record.attempts if record is not None else 0
+
+    def decode_failed(self, message: QueueMessage, exc: MessageDecodeError) -> MessageOutcome:
+        logger.error(
+            "dead-lettering undecodable message %s: %s", message.id, exc, extra=_log_extra(message)
+        )
+        self.queue.dead_letter(message, error=exc, missing_ok=True)
+        return MessageOutcome(message.id, "dead_lettered", 0, format_error(exc))
+
+    def succeeded(self, message: QueueMessage, result: Any, attempts: int) -> MessageOutcome:
+        try:
+            self.queue.ack(message)
+        except LeaseLostError:
+            logger.warning(
+                "message %s finished but its lease was lost; it will be delivered again",
+                message.id,
+                extra=_log_extra(message),
+            )
+            return MessageOutcome(message.id, "lease_lost", attempts, None, result)
+        logger.info("acked message %s", message.id, extra=_log_extra(message, attempts=attempts))
+        return MessageOutcome(message.id, "acked", attempts, None, result)
+
+    def failed(self, message: QueueMessage, exc: BaseException, attempts: int) -> MessageOutcome:
+        error = format_error(_underlying(exc))
+        try:
+            if self.config.dead_letter_on_failure:
+                self.queue.dead_letter(message, error=error)
+                status: OutcomeStatus = "dead_lettered"
+            else:
+                self.queue.release(message, delay=self.config.release_delay, error=error)
+                status = "released"
+        except LeaseLostError:
+            status = "lease_lost"
+        logger.warning(
+            "message %s failed (%s): %s",
+            message.id,
+            status,
+            error,
+            extra=_log_extra(message, attempts=attempts, status=status, error=error),
+        )
+        return MessageOutcome(message.id, status, attempts, error)
+
+    def interrupted(self, message: QueueMessage, error: str | None) -> MessageOutcome:
+        # Shutting down: hand the message back now rather than leave it leased.
+        self.queue.release(message, error=error, missing_ok=True)
+        logger.info("released message %s on shutdown", message.id, extra=_log_extra(message))
+        return MessageOutcome(message.id, "released", 0, error)
+
+
+def _process(
+    queue: PersistentQueue,
+    message: QueueMessage,
+    handler: Callable[..., Any],
+    config: PersistentWorkerConfig,
+    args: tuple[Any, ...] = (),
+    kwargs: dict[str, Any] | None = None,
+    sleep: Callable[[float], None] | None = None,
+) -> tuple[MessageOutcome, BaseException | None]:
+    """Run ``handler`` on one leased message and settle it; returns the outcome and the
+    handler's final error (``None`` on success)."""
+    steps = _Processor(queue, config)
+    retrying = PersistentRetrying(**steps.retrying_options(message, sleep))
+    store = retrying.store
+    steps.fresh_budget(store, message)
+    try:
+        value = message.value
+    except MessageDecodeError as exc:
+        return steps.decode_failed(message, exc), exc
+    with _heartbeat(queue, message, config):
+        try:
+            result = retrying(handler, value, *args, **(kwargs or {}))
+        except _ShutdownRequested:
+            return steps.interrupted(message, None), None
+        except Exception as exc:
+            return steps.failed(message, exc, steps.attempts(store, message)), exc
+        except BaseException as exc:
+            steps.interrupted(message, format_error(exc))
+            raise
+    return steps.succeeded(message, result, steps.attempts(store, message)), None
+
+
+async def _process_async(
+    queue: PersistentQueue,
+    message: QueueMessage,
+    handler: Callable[..., Awaitable[Any]],
+    config: PersistentWorkerConfig,
+    args: tuple[Any, ...] = (),
+    kwargs: dict[str, Any] | None = None,
+    sleep: Callable[[float], Awaitable[None]] | None = None,
+) -> tuple[MessageOutcome, BaseException | None]:
+    """The async twin of :func:`_process`."""
+    steps = _Processor(queue, config)
+    retrying = PersistentAsyncRetrying(**steps.retrying_options(message, sleep))
+    store = retrying.store
+    steps.fresh_budget(store, message)
+    try:
+        value = message.value
+    except MessageDecodeError as exc:
+        return steps.decode_failed(message, exc), exc
+    with _heartbeat(queue, message, config):
+        try:
+            result = await retrying(handler, value, *args, **(kwargs or {}))
+        except _ShutdownRequested:
+            return steps.interrupted(message, None), None
+        except Exception as exc:
+            return steps.failed(message, exc, steps.attempts(store, message)), exc
+        except BaseException as exc:  # cancelled, KeyboardInterrupt, SystemExit
+            steps.interrupted(message, format_error(exc))
+            raise
+    return steps.succeeded(message, result, steps.attempts(store, message)), None
+
+
+def _lease_one(queue: PersistentQueue, config: PersistentWorkerConfig) -> QueueMessage:
+    return queue.get_message(
+        config.block,
+        config.timeout,
+        leased_by=config.worker_id,
+        lease_timeout=config.lease_timeout,
+    )
+
+
+def persistent_worker(
+    queue: PersistentQueue, config: PersistentWorkerConfig | None = None, **options: Any
+) -> Callable[[Callable[Concatenate[Any, P], R]], Callable[P, R]]:
+    """Turn a handler into a function that processes one message of ``queue`` per call.
+
+    Each call leases one message, runs ``handler(message.value, *args, **kwargs)``
+    under persistent retry keyed by the message id, acks it on success and
+    dead-letters (or releases) it on final failure, then re-raises the failure.
+
+    Args:
+        queue: The queue to consume.
+        config: Retry and settlement options.
+        **options: Overrides of any :class:`PersistentWorkerConfig` field
+            (``max_tries=5``, ``dead_letter_on_failure=False``, ...).
+
+    Returns:
+        A decorator. The decorated function returns the handler's result.
+
+    Raises:
+        Empty: (from the decorated function) No message was available.
+        MessageDecodeError: (idem) The message could not be decoded; it was dead-lettered.
+    """
+    cfg = _config(config, options)
+
+    def decorate(handler: Callable[Concatenate[Any, P], R]) -> Callable[P, R]:
+        if inspect.iscoroutinefunction(handler):
+            raise TypeError(f"{handler.__qualname__} is async; use persistent_async_worker")
+
+        @functools.wraps(handler)
+        def process_one(*args: P.args, **kwargs: P.kwargs) -> R:
+            message = _lease_one(queue, cfg)
+            outcome, error = _process(queue, message, handler, cfg, args, kwargs)
+            if error is not None:
+                raise error
+            result: R = outcome.result
+            return result
+
+        return process_one
+
+    return decorate
+
+
+def persistent_async_worker(
+    queue: PersistentQueue, config: PersistentWorkerConfig | None = None, **options: Any
+) -> Callable[[Callable[Concatenate[Any, P], Awaitable[R]]], Callable[P, Awaitable[R]]]:
+    """The async twin of :func:`persistent_worker`, for coroutine handlers.
+
+    Leasing and settling call the store directly; with ``block=True`` the wait
+    for a message runs in a thread so the event loop keeps running.
+    """
+    cfg = _config(config, options)
+
+    def decorate(
+        handler: Callable[Concatenate[Any, P], Awaitable[R]],
+    ) -> Callable[P, Awaitable[R]]:
+        @functools.wraps(handler)
+        async def process_one(*args: P.args, **kwargs: P.kwargs) -> R:
+            if cfg.block:
+                message = await asyncio.to_thread(_lease_one, queue, cfg)
+            else:
+                message = _lease_one(queue, cfg)
+            outcome, error = await _process_async(queue, message, handler, cfg, args, kwargs)
+            if error is not None:
+                raise error
+            result: R = outcome.result
+            return result
+
+        return process_one
+
+    return decorate

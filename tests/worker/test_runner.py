@@ -1,0 +1,198 @@
+"""The long-running Worker, in process, over every engine."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any
+
+import pytest
+import tenacity
+
+from localqueue import AttemptStore, MessageState, PersistentQueue
+from localqueue.runner import Worker
+from localqueue.worker import MessageOutcome, PersistentWorkerConfig
+
+WAIT = 60.0  # generous upper bound for anything this file waits on
+
+
+def no_sleep(seconds: float) -> None:
+    return None
+
+
+@pytest.fixture
+def config(attempt_store: AttemptStore) -> PersistentWorkerConfig:
+    return PersistentWorkerConfig(store=attempt_store, max_tries=2, sleep=no_sleep)
+
+
+def wait_until(predicate: Any, what: str) -> None:
+    deadline = time.monotonic() + WAIT
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def test_until_empty_processes_everything_with_threads(
+    jobs: PersistentQueue, config: PersistentWorkerConfig
+) -> None:
+    jobs.put_many(range(20))
+    seen: list[int] = []
+    lock = threading.Lock()
+
+    def handle(n: int) -> None:
+        with lock:
+            seen.append(n)
+        if n == 7:
+            raise ConnectionError("down")
+
+    stats = Worker(jobs, handle, config=config, concurrency=3).run(until_empty=True)
+    assert sorted(set(seen)) == list(range(20))
+    assert seen.count(7) == 2
+    assert (stats.acked, stats.dead_lettered) == (19, 1)
+    assert jobs.stats().as_dict() == {
+        "ready": 0,
+        "delayed": 0,
+        "inflight": 0,
+        "dead": 1,
+        "total": 1,
+    }
+
+
+def test_until_empty_processes_everything_with_async_tasks(
+    jobs: PersistentQueue, attempt_store: AttemptStore
+) -> None:
+    jobs.put_many(range(10))
+    seen: list[int] = []
+
+    async def handle(n: int) -> int:
+        await asyncio.sleep(0)
+        seen.append(n)
+        return n
+
+    outcomes: list[MessageOutcome] = []
+    worker = Worker(
+        jobs,
+        handle,
+        config=PersistentWorkerConfig(store=attempt_store),
+        concurrency=4,
+        on_outcome=outcomes.append,
+    )
+    stats = worker.run(until_empty=True)
+    assert sorted(seen) == list(range(10))
+    assert stats.acked == 10
+    assert sorted(o.result for o in outcomes) == list(range(10))
+    assert jobs.stats().total == 0
+
+
+def test_max_messages_and_worker_id(jobs: PersistentQueue, config: PersistentWorkerConfig) -> None:
+    messages = jobs.put_many(["a", "b", "c"])
+    leased_by: list[str | None] = []
+
+    def handle(value: str) -> None:
+        leased_by.append(jobs.inspect(messages[0].id).leased_by)
+
+    stats = Worker(jobs, handle, config=config, worker_id="w-7").run(max_messages=1)
+    assert stats.processed == 1
+    assert leased_by == ["w-7"]
+    assert jobs.stats().ready == 2
+
+
+def test_stop_finishes_in_flight_messages_and_leaves_nothing_leased(
+    jobs: PersistentQueue, config: PersistentWorkerConfig
+) -> None:
+    jobs.put_many(range(6))
+    started = threading.Semaphore(0)
+    release = threading.Event()
+
+    def handle(n: int) -> None:
+        started.release()
+        release.wait(WAIT)
+
+    worker = Worker(jobs, handle, config=config, concurrency=2)
+    result: dict[str, Any] = {}
+    runner = threading.Thread(target=lambda: result.update(stats=worker.run()))
+    runner.start()
+    for _ in range(2):
+        assert started.acquire(timeout=WAIT)
+    worker.stop()
+    release.set()
+    runner.join(WAIT)
+    assert not runner.is_alive()
+    assert result["stats"].acked == 2
+    stats = jobs.stats()
+    assert (stats.inflight, stats.ready) == (0, 4)
+
+
+def test_stop_during_a_retry_wait_releases_the_message(
+    jobs: PersistentQueue, attempt_store: AttemptStore
+) -> None:
+    message = jobs.put("job")
+    failed = threading.Event()
+
+    def handle(value: str) -> None:
+        failed.set()
+        raise ConnectionError("down")
+
+    config = PersistentWorkerConfig(
+        store=attempt_store, max_tries=5, wait=tenacity.wait_fixed(3600)
+    )
+    worker = Worker(jobs, handle, config=config)
+    runner = threading.Thread(target=worker.run)
+    runner.start()
+    assert failed.wait(WAIT)
+    worker.stop()
+    runner.join(WAIT)
+    assert not runner.is_alive()
+    released = jobs.inspect(message.id)
+    assert released.state is MessageState.READY
+    record = attempt_store.get_record(message.id)
+    assert record is not None
+    assert record.attempts == 1
+    assert not record.exhausted
+
+
+def test_a_slow_handler_is_not_delivered_twice_while_its_heartbeat_runs(
+    jobs: PersistentQueue, attempt_store: AttemptStore
+) -> None:
+    jobs.put("slow")
+    lease = 1.0
+    calls: list[str] = []
+    stolen: list[Any] = []
+    handler_started = threading.Event()
+    handler_done = threading.Event()
+
+    def handle(value: str) -> None:
+        calls.append(value)
+        handler_started.set()
+        time.sleep(lease * 3)  # three lease lengths: without heartbeats it would expire
+        handler_done.set()
+
+    def rival() -> None:
+        # Another consumer polling the same store while the handler runs.
+        handler_started.wait(WAIT)
+        while not handler_done.is_set():
+            stolen.extend(jobs.get_messages(1, lease_timeout=lease))
+            time.sleep(0.05)
+
+    config = PersistentWorkerConfig(
+        store=attempt_store, lease_timeout=lease, heartbeat_interval=lease / 5
+    )
+    rival_thread = threading.Thread(target=rival)
+    rival_thread.start()
+    try:
+        stats = Worker(jobs, handle, config=config).run(until_empty=True)
+    finally:
+        handler_done.set()
+        rival_thread.join(WAIT)
+    assert calls == ["slow"]
+    assert stolen == []
+    assert stats.acked == 1
+    assert jobs.stats().total == 0
+
+
+def test_bad_arguments_are_rejected(jobs: PersistentQueue) -> None:
+    with pytest.raises(ValueError, match="concurrency"):
+        Worker(jobs, print, concurrency=0)
+    with pytest.raises(ValueError, match="max_messages"):
+        Worker(jobs, print, handle_signals=False).run(max_messages=0)
