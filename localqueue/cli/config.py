@@ -22,6 +22,7 @@ import yaml
 from localqueue.cli import exit_codes
 from localqueue.cli.errors import CliError, remember_url
 from localqueue.queue import DEFAULT_QUEUE_STORE_PATH
+from localqueue.retry import DEFAULT_RETRY_STORE_PATH
 from localqueue.urls import redact
 
 __all__ = [
@@ -35,9 +36,6 @@ __all__ = [
     "save_settings",
     "with_setting",
 ]
-
-DEFAULT_RETRY_STORE_PATH = "localqueue_retries.sqlite3"
-"""The SQLite file ``process`` and ``exec`` keep retry attempts in when nothing else is set."""
 
 # Each setting has a URL key and a SQLite-path key; they are two spellings of one setting.
 _PAIRS = {"store": "store_path", "retry_store": "retry_store_path"}
