@@ -25,6 +25,7 @@ from localqueue.cli.config import resolve_retry_store
 from localqueue.cli.errors import CliError
 from localqueue.cli.output import Format, Printer
 from localqueue.cli.stores import opened_queue
+from localqueue.protocols import AttemptStore
 from localqueue.queue import PersistentQueue
 from localqueue.registry import open_attempt_store
 from localqueue.runner import Worker, WorkerStats
@@ -65,7 +66,7 @@ class WorkerOptions:
         if self.forever and self.until_empty:
             raise CliError("pass at most one of --forever and --until-empty")
 
-    def config(self, attempts: Any) -> PersistentWorkerConfig:
+    def config(self, attempts: AttemptStore) -> PersistentWorkerConfig:
         """The worker config these flags describe, keeping retry state in ``attempts``."""
         return PersistentWorkerConfig(
             store=attempts,

@@ -159,7 +159,6 @@ def process(
         release_delay=release_delay,
         dead_letter=not no_dead_letter,
     )
-    options.check()
     run_worker(
         queue,
         import_handler(handler),
@@ -176,7 +175,7 @@ def exec_(
     queue: QueueArg,
     command: Annotated[
         list[str],
-        typer.Argument(metavar="-- COMMAND [ARGS]...", help="The command to run per message."),
+        typer.Argument(metavar="COMMAND", help="The command and its arguments, after '--'."),
     ],
     max_tries: MaxTriesOpt = 3,
     retry_wait: RetryWaitOpt = 0.0,
@@ -214,7 +213,6 @@ def exec_(
         release_delay=release_delay,
         dead_letter=not no_dead_letter,
     )
-    options.check()
     run_worker(
         queue,
         CommandHandler(command),
