@@ -74,3 +74,11 @@ def test_version() -> None:
     result = run_cli(["--version"])
     assert result.returncode == 0
     assert result.stdout.startswith("localqueue ")
+
+
+def test_debug_from_the_environment() -> None:
+    loud = run_cli(
+        ["queue", "inspect", "emails", "nope", "--store", "memory://"],
+        env={"LOCALQUEUE_DEBUG": "1"},
+    )
+    assert "Traceback" in loud.stderr

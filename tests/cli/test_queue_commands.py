@@ -220,3 +220,10 @@ def test_invalid_queue_name_is_a_usage_error(store_url: str) -> None:
     result = invoke(["queue", "size", "bad name!", "--store", store_url])
     assert result.exit_code == exit_codes.USAGE_ERROR
     assert "invalid queue name" in result.stderr
+
+
+def test_pop_block_waits_then_exits_3_after_its_timeout(q: Any) -> None:
+    result = q("pop", "--block", "--timeout", "0.2")
+    assert result.exit_code == exit_codes.EMPTY_QUEUE
+    added = add(q, "--value", "1")
+    assert one(q("pop", "--block", "--timeout", "5"))["id"] == added["id"]

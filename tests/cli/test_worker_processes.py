@@ -256,3 +256,39 @@ def test_quickstart_runs_as_written(tmp_path: Path) -> None:
     assert processed.returncode == 0, processed.stderr
     assert json_lines(processed.stdout)[0]["status"] == "acked"
     assert (tmp_path / "outbox.jsonl").read_text() == '{"to": "user@example.com"}\n'
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_signal_ends_a_watch_quietly(store_url: str, signum: signal.Signals) -> None:
+    watcher = subprocess.Popen(
+        [
+            PY,
+            "-m",
+            "localqueue.cli",
+            "queue",
+            "stats",
+            "emails",
+            "--watch",
+            "--interval",
+            "0.1",
+            "--store",
+            store_url,
+        ],
+        env=child_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert watcher.stdout is not None
+        first = watcher.stdout.readline()
+        watcher.send_signal(signum)
+        rest, stderr = watcher.communicate(timeout=60)
+    finally:
+        if watcher.poll() is None:
+            watcher.kill()
+            watcher.communicate()
+    assert watcher.returncode == 0, stderr
+    assert stderr == ""
+    assert json.loads(first)["queue"] == "emails"
+    assert all(json.loads(line)["queue"] == "emails" for line in rest.splitlines())
