@@ -18,6 +18,7 @@ from typing import Any
 
 import tenacity
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from localqueue.cli import exit_codes
@@ -102,9 +103,10 @@ class _Reporter:
                 self._printer.record(row)
             else:
                 style = _STATUS_STYLE.get(outcome.status, "")
-                error = f"  {outcome.error}" if outcome.error else ""
+                # Errors are arbitrary text: escape them so "[x]" is not read as Rich markup.
+                error = f"  {escape(outcome.error)}" if outcome.error else ""
                 self._printer.console.print(
-                    f"[{style}]{outcome.status:<13}[/] {outcome.message_id}"
+                    f"[{style}]{outcome.status:<13}[/] {escape(outcome.message_id)}"
                     f"  attempts={outcome.attempts}{error}",
                     markup=True,
                     highlight=False,
