@@ -20,6 +20,7 @@ from typing import Any
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 __all__ = ["Format", "Printer"]
 
@@ -49,14 +50,15 @@ def to_json(data: Mapping[str, Any]) -> str:
     return json.dumps(data, ensure_ascii=False, default=_jsonable)
 
 
-def _cell(key: str, value: object) -> str:
+def _cell(key: str, value: object) -> Text:
+    # Text, not str: stored values are data and must never be read as Rich markup.
     if value is None:
-        return ""
+        return Text("")
     if key in _TIME_FIELDS and isinstance(value, int | float) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value).isoformat(sep=" ", timespec="seconds")
+        return Text(datetime.fromtimestamp(value).isoformat(sep=" ", timespec="seconds"))
     if isinstance(value, str):
-        return value
-    return json.dumps(value, ensure_ascii=False, default=_jsonable)
+        return Text(value)
+    return Text(json.dumps(value, ensure_ascii=False, default=_jsonable))
 
 
 class Printer:

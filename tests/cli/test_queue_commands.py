@@ -227,3 +227,9 @@ def test_pop_block_waits_then_exits_3_after_its_timeout(q: Any) -> None:
     assert result.exit_code == exit_codes.EMPTY_QUEUE
     added = add(q, "--value", "1")
     assert one(q("pop", "--block", "--timeout", "5"))["id"] == added["id"]
+
+
+def test_table_shows_values_literally(q: Any) -> None:
+    added = add(q, "--value", "[bold]not markup[/bold]", "--raw")
+    shown = q("inspect", added["id"], "--format", "table")
+    assert "[bold]not markup[/bold]" in shown.stdout
