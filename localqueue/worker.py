@@ -35,9 +35,11 @@ import contextlib
 import dataclasses
 import functools
 import inspect
+import itertools
 import logging
 import os
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
@@ -201,41 +203,91 @@ class _ShutdownRequested(Exception):
     """Raised by a worker's sleep when it is stopping: the message is released untouched."""
 
 
-class _Heartbeat:
-    """Extends a message's lease from a background thread until stopped."""
+class _LeaseKeeper:
+    """Extends the leases of running handlers from one background thread per process.
 
-    def __init__(self, queue: PersistentQueue, message: QueueMessage, lease: float, every: float):
-        self._queue = queue
-        self._message = message
-        self._lease = lease
-        self._every = every
-        self._done = threading.Event()
-        self._thread = threading.Thread(
-            target=self._beat, name=f"localqueue-heartbeat-{message.id[:12]}", daemon=True
-        )
+    A thread per message would cost more than a fast handler itself; one keeper
+    sleeps until the earliest extension is due. ``drop`` waits for an extension
+    of that message that is under way, so a heartbeat never races the ack.
+    """
 
-    def _beat(self) -> None:
-        while not self._done.wait(self._every):
-            try:
-                self._queue.extend_lease(self._message, self._lease)
-            except LeaseLostError:
-                logger.warning(
-                    "lease of message %s lost; heartbeat stopped",
-                    self._message.id,
-                    extra={"queue": self._queue.name, "message_id": self._message.id},
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._entries: dict[int, list[Any]] = {}  # key -> [due, queue, message, lease, every]
+        self._keys = itertools.count()
+        self._busy: int | None = None
+        self._thread: threading.Thread | None = None
+
+    def hold(
+        self, queue: PersistentQueue, message: QueueMessage, lease: float, every: float
+    ) -> int:
+        """Start extending ``message``'s lease every ``every`` seconds; returns a handle."""
+        with self._cond:
+            key = next(self._keys)
+            self._entries[key] = [time.monotonic() + every, queue, message, lease, every]
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="localqueue-lease-keeper", daemon=True
                 )
-                return
-            except StoreClosedError:
-                return
-            except LocalQueueError as exc:  # a locked store: try again at the next beat
-                logger.warning("heartbeat for message %s failed: %s", self._message.id, exc)
+                self._thread.start()
+            self._cond.notify()
+            return key
 
-    def __enter__(self) -> None:
-        self._thread.start()
+    def drop(self, key: int) -> None:
+        """Stop extending; returns once no extension of it is under way."""
+        with self._cond:
+            self._entries.pop(key, None)
+            while self._busy == key:
+                self._cond.wait()
 
-    def __exit__(self, *exc_info: object) -> None:
-        self._done.set()
-        self._thread.join()
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while True:
+                    if not self._entries:
+                        self._cond.wait()
+                        continue
+                    key, entry = min(self._entries.items(), key=lambda item: item[1][0])
+                    delay = entry[0] - time.monotonic()
+                    if delay <= 0:
+                        break
+                    self._cond.wait(delay)
+                self._busy = key
+                entry[0] = time.monotonic() + entry[4]
+            keep = self._extend(entry[1], entry[2], entry[3])
+            with self._cond:
+                self._busy = None
+                if not keep:
+                    self._entries.pop(key, None)
+                self._cond.notify_all()
+
+    @staticmethod
+    def _extend(queue: PersistentQueue, message: QueueMessage, lease: float) -> bool:
+        try:
+            queue.extend_lease(message, lease)
+        except LeaseLostError:
+            logger.warning(
+                "lease of message %s lost; heartbeat stopped",
+                message.id,
+                extra={"queue": queue.name, "message_id": message.id},
+            )
+            return False
+        except StoreClosedError:
+            return False
+        except LocalQueueError as exc:  # a locked store: try again at the next beat
+            logger.warning("heartbeat for message %s failed: %s", message.id, exc)
+        return True
+
+
+_keeper = _LeaseKeeper()
+
+
+def _reset_keeper_after_fork() -> None:
+    global _keeper
+    _keeper = _LeaseKeeper()
+
+
+os.register_at_fork(after_in_child=_reset_keeper_after_fork)
 
 
 @contextlib.contextmanager
@@ -247,8 +299,12 @@ def _heartbeat(
     if every <= 0:
         yield
         return
-    with _Heartbeat(queue, message, lease, every):
+    keeper = _keeper
+    key = keeper.hold(queue, message, lease, every)
+    try:
         yield
+    finally:
+        keeper.drop(key)
 
 
 def _underlying(exc: BaseException) -> BaseException:
