@@ -48,6 +48,7 @@ CASES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "budget reset: True",
         ),
     ),
+    "email_worker.py": ((), ("sending email to user@example.com",)),
     "exec_command.py": (
         ("localqueue.cli",),
         ("acked 2, dead letters 1", "dead letter {'cc': 'nobody'}"),
