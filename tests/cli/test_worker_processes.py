@@ -1,11 +1,13 @@
-"""Child-process tests: ``exec``, signals during ``--forever``, the progress bar, the quickstart."""
+"""Child-process tests: ``exec``, signals during ``--forever``, the progress bar.
+
+The README quickstart runs in ``test_readme_quickstart.py``.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import pty
-import shutil
 import signal
 import subprocess
 import sys
@@ -16,7 +18,7 @@ import pytest
 
 from localqueue.cli import exit_codes
 
-from .conftest import HERE, child_env, run_cli
+from .conftest import child_env, run_cli
 
 PY = sys.executable
 
@@ -201,61 +203,6 @@ def test_until_empty_shows_a_progress_bar_on_a_terminal(stores: list[str]) -> No
     assert done.returncode == 0
     assert json_lines(done.stdout)[-1]["acked"] == 3
     assert b"3/3" in shown
-
-
-def test_quickstart_runs_as_written(tmp_path: Path) -> None:
-    """The README quickstart, with /tmp replaced by this test's folder."""
-    (tmp_path / "examples").mkdir()
-    shutil.copy(HERE / "cli_handlers.py", tmp_path / "examples" / "email_worker.py")
-    script = Path(sys.executable).with_name("localqueue")
-    program = [str(script)] if script.exists() else [PY, "-m", "localqueue.cli"]
-    env = child_env()
-    env["PYTHONPATH"] = env["PYTHONPATH"].replace(str(HERE), "")
-    added = subprocess.run(
-        [
-            *program,
-            "queue",
-            "add",
-            "emails",
-            "--store-path",
-            f"{tmp_path}/localqueue-demo",
-            "--value",
-            '{"to":"user@example.com"}',
-        ],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert added.returncode == 0, added.stderr
-    processed = subprocess.run(
-        [
-            *program,
-            "queue",
-            "process",
-            "emails",
-            "examples.email_worker:send_email",
-            "--store-path",
-            f"{tmp_path}/localqueue-demo",
-            "--retry-store-path",
-            f"{tmp_path}/localqueue-demo-retries.sqlite3",
-            "--worker-id",
-            "worker-1",
-            "--max-tries",
-            "3",
-        ],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert processed.returncode == 0, processed.stderr
-    assert json_lines(processed.stdout)[0]["status"] == "acked"
-    assert (tmp_path / "outbox.jsonl").read_text() == '{"to": "user@example.com"}\n'
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
