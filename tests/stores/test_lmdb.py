@@ -4,8 +4,6 @@ import pytest
 
 from localqueue.testing import AttemptStoreSuite, QueueStoreSuite
 
-pytest.importorskip("lmdb")
-
 
 class TestLMDBQueueStore(QueueStoreSuite):
     @pytest.fixture(params=["msgpack", "json"])

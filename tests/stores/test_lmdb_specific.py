@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import lmdb
 import pytest
 
 from localqueue import open_attempt_store, open_queue_store
@@ -23,11 +24,8 @@ from localqueue.errors import (
     StoreCorruptedError,
     StoreError,
 )
+from localqueue.stores.lmdb import LMDBQueueStore
 from localqueue.testing import FakeClock
-
-lmdb = pytest.importorskip("lmdb")
-
-from localqueue.stores.lmdb import LMDBQueueStore  # noqa: E402  (needs the extra)
 
 
 def _url(path: Path, query: str = "") -> str:
