@@ -16,8 +16,6 @@ The convention, for anyone writing docs:
 * Two illustrative names are predefined, because examples use them as
   stand-ins for the reader's own code: ``send_email(to)`` (records the address
   and returns) and ``TemporaryError`` (an ``Exception`` subclass).
-* When a block imports a ``localqueue`` module this checkout does not have yet,
-  the rest of its file is skipped with the module's name as the reason.
 """
 
 from __future__ import annotations
@@ -34,8 +32,6 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 NO_RUN = "<!-- no-run -->"
 _FENCE_OPEN = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^`\n]*)$")
-# Exit status the runner uses for "a localqueue module is missing".
-_MISSING_MODULE = 77
 
 # Runs one block: defines the stand-in helpers, then executes the block's code
 # so tracebacks point at "file.md:line".
@@ -57,13 +53,7 @@ namespace = {
     "send_email": send_email,
     "TemporaryError": TemporaryError,
 }
-try:
-    exec(code, namespace)
-except ModuleNotFoundError as exc:
-    if exc.name and exc.name.split(".")[0] == "localqueue" and exc.name != "localqueue":
-        print(exc.name, file=sys.stderr)
-        sys.exit(77)
-    raise
+exec(code, namespace)
 """
 
 
@@ -161,8 +151,4 @@ def test_page_blocks_run_in_order(page: Path, tmp_path: Path) -> None:
         if not block.runnable:
             continue
         done = run_block(block, workdir, tmp_path)
-        if done.returncode == _MISSING_MODULE:
-            pytest.skip(
-                f"{block.label} needs {done.stderr.strip()}, which this checkout does not have yet"
-            )
         assert done.returncode == 0, f"{block.label} failed:\n{done.stdout}\n{done.stderr}"
