@@ -4,7 +4,6 @@ and the messages that were not damaged stay deliverable."""
 from __future__ import annotations
 
 import contextlib
-import os
 import sqlite3
 import subprocess
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from localqueue.errors import (
 )
 from localqueue.protocols import IntegrityCheckable
 from localqueue.registry import open_queue_store
+from localqueue.testing.plugin import skip_or_fail_unreachable
 
 ENGINES = ["sqlite", "lmdb"]
 
@@ -36,7 +36,11 @@ def data_file(engine: str, folder: Path) -> Path:
 
 @contextlib.contextmanager
 def small_disk(folder: Path, size: str) -> Iterator[Path]:
-    """A real, size-limited tmpfs mounted at ``folder`` (needs root, as on CI)."""
+    """A real, size-limited tmpfs mounted at ``folder``.
+
+    Needs root: skips without it, and fails when ``LOCALQUEUE_REQUIRE_SERVICES`` is set,
+    as CI (which runs as root) sets it.
+    """
     folder.mkdir()
     mounted = subprocess.run(
         ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
@@ -44,7 +48,7 @@ def small_disk(folder: Path, size: str) -> Iterator[Path]:
         check=False,
     )
     if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+        skip_or_fail_unreachable(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
     try:
         yield folder
     finally:
@@ -146,11 +150,6 @@ def test_read_only_disk_refuses_writes_and_keeps_messages(engine: str, tmp_path:
         with PersistentQueue("q", url) as again:
             assert again.inspect(kept).value == "keep"
             assert again.stats().total == 1
-
-
-def test_mounting_needs_root_and_ci_has_it() -> None:
-    if os.environ.get("LOCALQUEUE_REQUIRE_SERVICES"):
-        assert os.geteuid() == 0, "CI runs as root so the disk tests above run"
 
 
 def test_sqlite_integrity_check_reports_an_impossible_row(tmp_path: Path) -> None:

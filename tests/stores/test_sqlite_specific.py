@@ -27,6 +27,7 @@ from localqueue.errors import (
 )
 from localqueue.registry import open_attempt_store, open_queue_store
 from localqueue.stores.sqlite import SCHEMA_VERSION, SQLiteAttemptStore, SQLiteQueueStore
+from localqueue.testing.plugin import skip_or_fail_unreachable
 
 CODEC = "msgpack"
 # Generous bound for "returns early": far below the wait's own timeout, far above any
@@ -228,7 +229,7 @@ def _read_only(path: Path) -> Iterator[None]:
         return
     chattr = shutil.which("chattr")
     if chattr is None or subprocess.run([chattr, "+i", str(path)], check=False).returncode:
-        pytest.skip("running as root and cannot set the immutable flag")
+        skip_or_fail_unreachable("running as root and cannot set the immutable flag")
     try:
         yield
     finally:
@@ -276,7 +277,7 @@ print(json.dumps({
 def test_a_full_disk_raises_store_error_and_keeps_what_was_stored(tmp_path: Path) -> None:
     unshare = shutil.which("unshare")
     if unshare is None or sys.platform != "linux":
-        pytest.skip("needs unshare(1) to mount a small private tmpfs")
+        skip_or_fail_unreachable("needs unshare(1) to mount a small private tmpfs")
     mount = tmp_path / "small"
     mount.mkdir()
     # A private mount namespace: the 1 MiB tmpfs vanishes with the child process.
@@ -293,7 +294,7 @@ def test_a_full_disk_raises_store_error_and_keeps_what_was_stored(tmp_path: Path
         cwd=Path(__file__).resolve().parents[2],
     )
     if result.returncode in (1, 77) and "Traceback" not in result.stderr:
-        pytest.skip(f"cannot mount a private tmpfs here: {result.stderr.strip()}")
+        skip_or_fail_unreachable(f"cannot mount a private tmpfs here: {result.stderr.strip()}")
     assert result.returncode == 0, result.stderr
     outcome = json.loads(result.stdout)
     assert outcome["stored"] > 0
