@@ -11,6 +11,7 @@ import contextlib
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -193,6 +194,10 @@ def _peer_spec(kind: str, durability: str) -> Callable[[Path], EngineSpec]:
     return lambda workdir: EngineSpec(kind, durability, peer_location(kind, workdir))
 
 
+RawLoop = Callable[..., float]
+"""A ``raw_loops`` function taking ``(workdir, count, payload, durability)``."""
+
+
 def _raw(family: str, operation: str, durability: str) -> str:
     return f"raw {family}|{operation}|{durability}"
 
@@ -208,93 +213,81 @@ def build_cases(
     def wanted(engine: str) -> bool:
         return only is None or any(word in engine for word in only)
 
-    for d in SQLITE_LEVELS:
-        if wanted("raw sqlite3"):
-            cases += [
-                Case(
-                    "raw sqlite3",
-                    "put",
-                    d,
-                    n,
-                    lambda w, d=d: raw_loops.sqlite_insert_commit(w, n, payload, d),
-                    note="INSERT + COMMIT per row",
-                ),
-                Case(
-                    "raw sqlite3",
+    # The raw loops, per engine family: its durability levels, then per row the operation,
+    # how many messages it moves, the loop (``raw_loops.py``) and what that loop does.
+    raw: list[tuple[str, tuple[str, ...], list[tuple[str, int, RawLoop, str]]]] = [
+        (
+            "sqlite3",
+            SQLITE_LEVELS,
+            [
+                ("put", n, raw_loops.sqlite_insert_commit, "INSERT + COMMIT per row"),
+                (
                     "get+ack",
-                    d,
                     n,
-                    lambda w, d=d: raw_loops.sqlite_lease_delete(w, n, payload, d),
-                    note="UPDATE ... RETURNING lease + DELETE, 2 commits",
+                    raw_loops.sqlite_lease_delete,
+                    "UPDATE ... RETURNING lease + DELETE, 2 commits",
                 ),
-                Case(
-                    "raw sqlite3",
+                (
                     "put_many 50",
-                    d,
                     nb,
-                    lambda w, d=d: raw_loops.sqlite_executemany(w, nb, payload, d, 50),
-                    note="executemany, 50 rows per transaction",
+                    partial(raw_loops.sqlite_executemany, batch=50),
+                    "executemany, 50 rows per transaction",
                 ),
-                Case(
-                    "raw sqlite3",
+                (
                     "put_many 100",
-                    d,
                     nb,
-                    lambda w, d=d: raw_loops.sqlite_executemany(w, nb, payload, d, 100),
-                    note="executemany, 100 rows per transaction",
+                    partial(raw_loops.sqlite_executemany, batch=100),
+                    "executemany, 100 rows per transaction",
                 ),
-                Case(
-                    "raw sqlite3",
+                (
                     "lease+ack batch 100",
-                    d,
                     nb,
-                    lambda w, d=d: raw_loops.sqlite_lease_delete_batch(w, nb, payload, d, 100),
-                    note="lease 100 rows, delete them, 2 commits",
+                    partial(raw_loops.sqlite_lease_delete_batch, batch=100),
+                    "lease 100 rows, delete them, 2 commits",
                 ),
-            ]
-    for d in LMDB_LEVELS:
-        if wanted("raw lmdb"):
+            ],
+        ),
+        (
+            "lmdb",
+            LMDB_LEVELS,
+            [
+                ("put", n, raw_loops.lmdb_put_per_txn, "one put per write transaction"),
+                ("get+ack", n, raw_loops.lmdb_claim_ack, "claim + ack, 2 transactions"),
+                (
+                    "put_many 100",
+                    nb,
+                    partial(raw_loops.lmdb_put_batches, batch=100),
+                    "100 puts per write transaction",
+                ),
+                (
+                    "put_many 1000",
+                    nb,
+                    partial(raw_loops.lmdb_put_batches, batch=1_000),
+                    "1,000 puts per write transaction",
+                ),
+                (
+                    "put all in 1 txn",
+                    nb,
+                    partial(raw_loops.lmdb_put_batches, batch=nb),
+                    "every put in one write transaction",
+                ),
+            ],
+        ),
+    ]
+    for family, levels, loops in raw:
+        if not wanted(f"raw {family}"):
+            continue
+        for d in levels:
             cases += [
                 Case(
-                    "raw lmdb",
-                    "put",
+                    f"raw {family}",
+                    operation,
                     d,
-                    n,
-                    lambda w, d=d: raw_loops.lmdb_put_per_txn(w, n, payload, d),
-                    note="one put per write transaction",
-                ),
-                Case(
-                    "raw lmdb",
-                    "get+ack",
-                    d,
-                    n,
-                    lambda w, d=d: raw_loops.lmdb_claim_ack(w, n, payload, d),
-                    note="claim + ack, 2 transactions",
-                ),
-                Case(
-                    "raw lmdb",
-                    "put_many 100",
-                    d,
-                    nb,
-                    lambda w, d=d: raw_loops.lmdb_put_batches(w, nb, payload, d, 100),
-                    note="100 puts per write transaction",
-                ),
-                Case(
-                    "raw lmdb",
-                    "put_many 1000",
-                    d,
-                    nb,
-                    lambda w, d=d: raw_loops.lmdb_put_batches(w, nb, payload, d, 1_000),
-                    note="1,000 puts per write transaction",
-                ),
-                Case(
-                    "raw lmdb",
-                    "put all in 1 txn",
-                    d,
-                    nb,
-                    lambda w, d=d: raw_loops.lmdb_put_batches(w, nb, payload, d, nb),
-                    note="every put in one write transaction",
-                ),
+                    count,
+                    partial(loop, count=count, payload=payload, durability=d),
+                    note=note,
+                )
+                for operation, count, loop, note in loops
             ]
 
     for target in TARGETS:
