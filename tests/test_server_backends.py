@@ -31,6 +31,8 @@ from localqueue.registry import get_backend, open_attempt_store, open_queue_stor
 from localqueue.retry import persistent_retry
 from localqueue.testing.plugin import skip_or_fail_unreachable
 
+pytestmark = pytest.mark.services
+
 POSTGRES = os.environ.get("LOCALQUEUE_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS = os.environ.get("LOCALQUEUE_REDIS_URL", "redis://127.0.0.1:6379/0")
 

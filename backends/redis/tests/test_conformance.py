@@ -4,6 +4,8 @@ import pytest
 
 from localqueue.testing import AttemptStoreSuite, QueueStoreSuite
 
+pytestmark = pytest.mark.services
+
 
 class TestRedisQueueStore(QueueStoreSuite):
     @pytest.fixture(params=["msgpack", "json"])
