@@ -254,12 +254,16 @@ class _LeaseKeeper:
                     self._cond.wait(delay)
                 self._busy = key
                 entry[0] = time.monotonic() + entry[4]
-            keep = self._extend(entry[1], entry[2], entry[3])
-            with self._cond:
-                self._busy = None
-                if not keep:
-                    self._entries.pop(key, None)
-                self._cond.notify_all()
+            keep = False
+            try:
+                keep = self._extend(entry[1], entry[2], entry[3])
+            finally:
+                # Even if the extension escaped with an error, ``drop`` must not wait forever.
+                with self._cond:
+                    self._busy = None
+                    if not keep:
+                        self._entries.pop(key, None)
+                    self._cond.notify_all()
 
     @staticmethod
     def _extend(queue: PersistentQueue, message: QueueMessage, lease: float) -> bool:
@@ -276,6 +280,15 @@ class _LeaseKeeper:
             return False
         except LocalQueueError as exc:  # a locked store: try again at the next beat
             logger.warning("heartbeat for message %s failed: %s", message.id, exc)
+        except Exception:
+            # An engine error the store did not translate: stop this message's
+            # heartbeat (its lease may then expire) but keep the thread for the others.
+            logger.exception(
+                "heartbeat for message %s failed; heartbeat stopped",
+                message.id,
+                extra={"queue": queue.name, "message_id": message.id},
+            )
+            return False
         return True
 
 
