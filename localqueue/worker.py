@@ -356,6 +356,14 @@ class _Processor:
         record = store.get_record(message.id)
         return record.attempts if record is not None else 0
 
+    @staticmethod
+    def attempts_made(retrying: PersistentRetrying | PersistentAsyncRetrying) -> int:
+        # After a success the record is usually gone (cleared for the next
+        # life of the id); the retryer set this from the store's count when it
+        # began the last attempt, so no read is needed.
+        attempts: int = retrying.statistics.get("attempt_number", 0)
+        return attempts
+
     def decode_failed(self, message: QueueMessage, exc: MessageDecodeError) -> MessageOutcome:
         logger.error(
             "dead-lettering undecodable message %s: %s", message.id, exc, extra=_log_extra(message)
@@ -432,7 +440,7 @@ def _process(
         except BaseException as exc:
             steps.interrupted(message, format_error(exc))
             raise
-    return steps.succeeded(message, result, steps.attempts(store, message)), None
+    return steps.succeeded(message, result, steps.attempts_made(retrying)), None
 
 
 async def _process_async(
@@ -463,7 +471,7 @@ async def _process_async(
         except BaseException as exc:  # cancelled, KeyboardInterrupt, SystemExit
             steps.interrupted(message, format_error(exc))
             raise
-    return steps.succeeded(message, result, steps.attempts(store, message)), None
+    return steps.succeeded(message, result, steps.attempts_made(retrying)), None
 
 
 def _lease_one(queue: PersistentQueue, config: PersistentWorkerConfig) -> QueueMessage:
