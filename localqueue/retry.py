@@ -33,7 +33,15 @@ from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn, ParamSpec, Self, TypeVar, cast
 
 import tenacity
-from tenacity import AsyncRetrying, DoAttempt, DoSleep, Future, RetryCallState, Retrying
+from tenacity import (
+    AsyncRetrying,
+    BaseRetrying,
+    DoAttempt,
+    DoSleep,
+    Future,
+    RetryCallState,
+    Retrying,
+)
 
 from localqueue._models import RetryRecord
 from localqueue.errors import MissingRetryKeyError, PersistentRetryExhausted, ValidationError
@@ -195,14 +203,57 @@ class _AttemptInterrupted(Exception):
     """Stands in for the unknown outcome of an attempt whose process stopped."""
 
 
-class _PersistentMixin:
-    """Key, store and bookkeeping shared by the sync and async retryers."""
+class _PersistentMixin(BaseRetrying):
+    """Key, store, construction and bookkeeping shared by the sync and async retryers.
+
+    It comes first in their bases, so ``super()`` here reaches ``tenacity.Retrying``
+    or ``tenacity.AsyncRetrying``.
+    """
 
     _key: str | None
     _key_fn: KeyFn | None
     _store: AttemptStore | None
     _owns_store: bool
     clear_on_success: bool
+
+    def __init__(
+        self,
+        *,
+        key: str | None = None,
+        key_fn: KeyFn | None = None,
+        store: StoreArg | None = None,
+        store_path: str | os.PathLike[str] | None = None,
+        max_tries: int | None = None,
+        clear_on_success: bool = True,
+        stop: Any = _UNSET,
+        **kwargs: Any,
+    ) -> None:
+        stop = self._stop_from(stop, max_tries)
+        if stop is not _UNSET:
+            kwargs["stop"] = stop
+        super().__init__(**kwargs)
+        self._init_persistence(key, key_fn, store, store_path, clear_on_success)
+
+    def copy(  # type: ignore[override]
+        self,
+        *,
+        key: Any = _UNSET,
+        key_fn: Any = _UNSET,
+        store: Any = _UNSET,
+        clear_on_success: Any = _UNSET,
+        max_tries: int | None = None,
+        **kwargs: Any,
+    ) -> Self:
+        """A copy with some options changed, like ``tenacity.Retrying.copy``.
+
+        Accepts Tenacity's options plus ``key``, ``key_fn``, ``store``,
+        ``max_tries`` and ``clear_on_success``. A copy shares the store and never closes it.
+        """
+        if max_tries is not None:
+            kwargs["stop"] = self._stop_from(kwargs.get("stop", _UNSET), max_tries)
+        new = super().copy(**kwargs)
+        self._copy_persistence(new, key, key_fn, store, clear_on_success)
+        return new
 
     def _init_persistence(
         self,
@@ -268,9 +319,8 @@ class _PersistentMixin:
         # A copy never owns a store it was handed: the original closes it.
         new._init_persistence(new_key, new_key_fn, new_store, None, keep)
 
-    def _resolve_key(self, state: RetryCallState, key: str | None) -> str:
-        if key is None:
-            key = self._key
+    def _resolve_key(self, state: RetryCallState) -> str:
+        key = self._key
         if key is None and self._key_fn is not None:
             key = self._key_fn(state)
         if key is None or key == "":
@@ -325,13 +375,11 @@ class _PersistentMixin:
         state.attempt_number = record.attempts + 1
         state.start_time = self._start_time_for(record)
 
-    def _begin_attempt(
-        self, store: AttemptStore, key: str, state: RetryCallState, stats: dict[str, Any]
-    ) -> None:
+    def _begin_attempt(self, store: AttemptStore, key: str, state: RetryCallState) -> None:
         record = store.begin_attempt(key)
         # The store's count is authoritative (another process may share the key).
         state.attempt_number = record.attempts
-        stats["attempt_number"] = record.attempts
+        self.statistics["attempt_number"] = record.attempts
 
     @staticmethod
     def _outcome_error(state: RetryCallState) -> str | None:
@@ -353,10 +401,26 @@ class _PersistentMixin:
         elif self.clear_on_success:
             store.reset(key)
 
+    def _finish(self, store: AttemptStore, key: str, state: RetryCallState) -> None:
+        self._after_final(store, key, state, bool(self.iter_state.stop_run_result))
+
     def _result_rejected(self, store: AttemptStore, key: str, state: RetryCallState) -> None:
         """Record a retry caused by a result (``retry_if_result``) rather than an error."""
         if state.outcome is not None and not state.outcome.failed:
             store.record_failure(key, self._outcome_error(state))
+
+    def _attempt_raised(self, store: AttemptStore, key: str, state: RetryCallState) -> None:
+        """Set the current exception as the attempt's outcome and persist it."""
+        state.set_exception(sys.exc_info())  # type: ignore[arg-type]
+        # Recorded before Tenacity's callbacks run, so they see it persisted.
+        store.record_failure(key, self._outcome_error(state))
+
+    def _record_to_continue(self, store: AttemptStore, key: str) -> RetryRecord | None:
+        """The key's record before the call, refusing one already exhausted."""
+        record = store.get_record(key)
+        if record is not None and record.exhausted:
+            raise PersistentRetryExhausted(key, record.attempts, record.last_error)
+        return record
 
 
 class PersistentRetrying(_PersistentMixin, Retrying):
@@ -393,45 +457,6 @@ class PersistentRetrying(_PersistentMixin, Retrying):
         MissingRetryKeyError: A call has no key (none given, or ``key_fn`` returned none).
     """
 
-    def __init__(
-        self,
-        *,
-        key: str | None = None,
-        key_fn: KeyFn | None = None,
-        store: StoreArg | None = None,
-        store_path: str | os.PathLike[str] | None = None,
-        max_tries: int | None = None,
-        clear_on_success: bool = True,
-        stop: Any = _UNSET,
-        **kwargs: Any,
-    ) -> None:
-        stop = self._stop_from(stop, max_tries)
-        if stop is not _UNSET:
-            kwargs["stop"] = stop
-        super().__init__(**kwargs)
-        self._init_persistence(key, key_fn, store, store_path, clear_on_success)
-
-    def copy(  # type: ignore[override]
-        self,
-        *,
-        key: Any = _UNSET,
-        key_fn: Any = _UNSET,
-        store: Any = _UNSET,
-        clear_on_success: Any = _UNSET,
-        max_tries: int | None = None,
-        **kwargs: Any,
-    ) -> Self:
-        """A copy with some options changed, like ``tenacity.Retrying.copy``.
-
-        Accepts Tenacity's options plus ``key``, ``key_fn``, ``store``,
-        ``max_tries`` and ``clear_on_success``. A copy shares the store and never closes it.
-        """
-        if max_tries is not None:
-            kwargs["stop"] = self._stop_from(kwargs.get("stop", _UNSET), max_tries)
-        new = super().copy(**kwargs)
-        self._copy_persistence(new, key, key_fn, store, clear_on_success)
-        return new
-
     def __iter__(self) -> Any:
         raise TypeError("PersistentRetrying cannot be iterated; call it or use it as a decorator")
 
@@ -441,12 +466,10 @@ class PersistentRetrying(_PersistentMixin, Retrying):
             return fn(*args, **kwargs)
         self.begin()
         state = RetryCallState(retry_object=self, fn=fn, args=args, kwargs=kwargs)
-        key = self._resolve_key(state, None)
+        key = self._resolve_key(state)
         store = self.store
-        record = store.get_record(key)
+        record = self._record_to_continue(store, key)
         if record is not None:
-            if record.exhausted:
-                raise PersistentRetryExhausted(key, record.attempts, record.last_error)
             if self.stop(self._probe(state, record)):
                 self._exhaust(store, key, record)
             self._continue(state, record)
@@ -455,16 +478,14 @@ class PersistentRetrying(_PersistentMixin, Retrying):
                 do = self.iter(retry_state=state)
             except BaseException:
                 if state.outcome is not None:
-                    self._after_final(store, key, state, bool(self.iter_state.stop_run_result))
+                    self._finish(store, key, state)
                 raise
             if isinstance(do, DoAttempt):
-                self._begin_attempt(store, key, state, self.statistics)
+                self._begin_attempt(store, key, state)
                 try:
                     result = fn(*args, **kwargs)
                 except BaseException:
-                    state.set_exception(sys.exc_info())  # type: ignore[arg-type]
-                    # Recorded before Tenacity's callbacks run, so they see it persisted.
-                    store.record_failure(key, self._outcome_error(state))
+                    self._attempt_raised(store, key, state)
                 else:
                     state.set_result(result)
             elif isinstance(do, DoSleep):
@@ -472,7 +493,7 @@ class PersistentRetrying(_PersistentMixin, Retrying):
                 state.prepare_for_next_attempt()
                 self.sleep(do)
             else:
-                self._after_final(store, key, state, bool(self.iter_state.stop_run_result))
+                self._finish(store, key, state)
                 return cast(R, do)
 
 
@@ -483,41 +504,6 @@ class PersistentAsyncRetrying(_PersistentMixin, AsyncRetrying):
     Tenacity's callbacks and ``sleep`` may be async. Store calls are made
     directly (they are short local operations).
     """
-
-    def __init__(
-        self,
-        *,
-        key: str | None = None,
-        key_fn: KeyFn | None = None,
-        store: StoreArg | None = None,
-        store_path: str | os.PathLike[str] | None = None,
-        max_tries: int | None = None,
-        clear_on_success: bool = True,
-        stop: Any = _UNSET,
-        **kwargs: Any,
-    ) -> None:
-        stop = self._stop_from(stop, max_tries)
-        if stop is not _UNSET:
-            kwargs["stop"] = stop
-        super().__init__(**kwargs)
-        self._init_persistence(key, key_fn, store, store_path, clear_on_success)
-
-    def copy(  # type: ignore[override]
-        self,
-        *,
-        key: Any = _UNSET,
-        key_fn: Any = _UNSET,
-        store: Any = _UNSET,
-        clear_on_success: Any = _UNSET,
-        max_tries: int | None = None,
-        **kwargs: Any,
-    ) -> Self:
-        """A copy with some options changed; see :meth:`PersistentRetrying.copy`."""
-        if max_tries is not None:
-            kwargs["stop"] = self._stop_from(kwargs.get("stop", _UNSET), max_tries)
-        new = super().copy(**kwargs)
-        self._copy_persistence(new, key, key_fn, store, clear_on_success)
-        return new
 
     def __aiter__(self) -> Any:
         raise TypeError(
@@ -536,12 +522,10 @@ class PersistentAsyncRetrying(_PersistentMixin, AsyncRetrying):
             return cast(R, await outcome if inspect.isawaitable(outcome) else outcome)
         self.begin()
         state = RetryCallState(retry_object=self, fn=fn, args=args, kwargs=kwargs)
-        key = self._resolve_key(state, None)
+        key = self._resolve_key(state)
         store = self.store
-        record = store.get_record(key)
+        record = self._record_to_continue(store, key)
         if record is not None:
-            if record.exhausted:
-                raise PersistentRetryExhausted(key, record.attempts, record.last_error)
             stopped: Any = self.stop(self._probe(state, record))
             if inspect.isawaitable(stopped):
                 stopped = await stopped
@@ -553,18 +537,16 @@ class PersistentAsyncRetrying(_PersistentMixin, AsyncRetrying):
                 do = await self.iter(retry_state=state)
             except BaseException:
                 if state.outcome is not None:
-                    self._after_final(store, key, state, bool(self.iter_state.stop_run_result))
+                    self._finish(store, key, state)
                 raise
             if isinstance(do, DoAttempt):
-                self._begin_attempt(store, key, state, self.statistics)
+                self._begin_attempt(store, key, state)
                 try:
                     result = fn(*args, **kwargs)
                     if is_async or inspect.isawaitable(result):
                         result = await cast(Awaitable[R], result)
                 except BaseException:
-                    state.set_exception(sys.exc_info())  # type: ignore[arg-type]
-                    # Recorded before Tenacity's callbacks run, so they see it persisted.
-                    store.record_failure(key, self._outcome_error(state))
+                    self._attempt_raised(store, key, state)
                 else:
                     state.set_result(result)
             elif isinstance(do, DoSleep):
@@ -572,7 +554,7 @@ class PersistentAsyncRetrying(_PersistentMixin, AsyncRetrying):
                 state.prepare_for_next_attempt()
                 await cast(Awaitable[None], self.sleep(do))
             else:
-                self._after_final(store, key, state, bool(self.iter_state.stop_run_result))
+                self._finish(store, key, state)
                 return cast(R, do)
 
 

@@ -319,11 +319,8 @@ class Worker:
     # -- tasks, for coroutine handlers ------------------------------------------
 
     async def _async_sleep(self, seconds: float) -> None:
-        deadline = time.monotonic() + seconds
-        while (remaining := deadline - time.monotonic()) > 0:
-            if self._stopping.is_set():
-                raise _ShutdownRequested
-            await asyncio.sleep(min(remaining, _SLEEP_SLICE))
+        """Tenacity's sleep between retries, cut short (releasing the message) on stop."""
+        await self._idle(seconds)
         if self._stopping.is_set():
             raise _ShutdownRequested
 
@@ -376,7 +373,7 @@ class Worker:
                     if until_empty:
                         return
                     if not block:
-                        await self._idle()
+                        await self._idle(self.poll_interval)
                     continue
                 outcome, _ = await _process_async(
                     self.queue, leased[0], self.handler, self.config, sleep=self._async_sleep
@@ -385,7 +382,8 @@ class Worker:
         except Exception as exc:
             self._fail(exc)
 
-    async def _idle(self) -> None:
-        deadline = time.monotonic() + self.poll_interval
+    async def _idle(self, seconds: float) -> None:
+        """Sleep ``seconds`` in slices, returning early once the worker is stopping."""
+        deadline = time.monotonic() + seconds
         while not self._stopping.is_set() and (remaining := deadline - time.monotonic()) > 0:
             await asyncio.sleep(min(remaining, _SLEEP_SLICE))

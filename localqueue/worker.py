@@ -254,12 +254,16 @@ class _LeaseKeeper:
                     self._cond.wait(delay)
                 self._busy = key
                 entry[0] = time.monotonic() + entry[4]
-            keep = self._extend(entry[1], entry[2], entry[3])
-            with self._cond:
-                self._busy = None
-                if not keep:
-                    self._entries.pop(key, None)
-                self._cond.notify_all()
+            keep = False
+            try:
+                keep = self._extend(entry[1], entry[2], entry[3])
+            finally:
+                # Even if the extension escaped with an error, ``drop`` must not wait forever.
+                with self._cond:
+                    self._busy = None
+                    if not keep:
+                        self._entries.pop(key, None)
+                    self._cond.notify_all()
 
     @staticmethod
     def _extend(queue: PersistentQueue, message: QueueMessage, lease: float) -> bool:
@@ -276,6 +280,15 @@ class _LeaseKeeper:
             return False
         except LocalQueueError as exc:  # a locked store: try again at the next beat
             logger.warning("heartbeat for message %s failed: %s", message.id, exc)
+        except Exception:
+            # An engine error the store did not translate: stop this message's
+            # heartbeat (its lease may then expire) but keep the thread for the others.
+            logger.exception(
+                "heartbeat for message %s failed; heartbeat stopped",
+                message.id,
+                extra={"queue": queue.name, "message_id": message.id},
+            )
+            return False
         return True
 
 
@@ -342,6 +355,14 @@ class _Processor:
     def attempts(self, store: AttemptStore, message: QueueMessage) -> int:
         record = store.get_record(message.id)
         return record.attempts if record is not None else 0
+
+    @staticmethod
+    def attempts_made(retrying: PersistentRetrying | PersistentAsyncRetrying) -> int:
+        # After a success the record is usually gone (cleared for the next
+        # life of the id); the retryer set this from the store's count when it
+        # began the last attempt, so no read is needed.
+        attempts: int = retrying.statistics.get("attempt_number", 0)
+        return attempts
 
     def decode_failed(self, message: QueueMessage, exc: MessageDecodeError) -> MessageOutcome:
         logger.error(
@@ -419,7 +440,7 @@ def _process(
         except BaseException as exc:
             steps.interrupted(message, format_error(exc))
             raise
-    return steps.succeeded(message, result, steps.attempts(store, message)), None
+    return steps.succeeded(message, result, steps.attempts_made(retrying)), None
 
 
 async def _process_async(
@@ -450,7 +471,7 @@ async def _process_async(
         except BaseException as exc:  # cancelled, KeyboardInterrupt, SystemExit
             steps.interrupted(message, format_error(exc))
             raise
-    return steps.succeeded(message, result, steps.attempts(store, message)), None
+    return steps.succeeded(message, result, steps.attempts_made(retrying)), None
 
 
 def _lease_one(queue: PersistentQueue, config: PersistentWorkerConfig) -> QueueMessage:

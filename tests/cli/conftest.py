@@ -14,8 +14,6 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from localqueue.cli.app import app
-from localqueue.errors import ConfigurationError
-from localqueue.registry import get_backend
 
 HERE = Path(__file__).parent
 REPO = HERE.parent.parent
@@ -25,14 +23,6 @@ _URLS = {
     "sqlite": ("sqlite:///{tmp}/queue.sqlite3", "sqlite:///{tmp}/retries.sqlite3"),
     "lmdb": ("lmdb:///{tmp}/queue-lmdb", "lmdb:///{tmp}/retries-lmdb"),
 }
-
-
-def _available(scheme: str) -> bool:
-    try:
-        get_backend(scheme)
-    except (ImportError, ConfigurationError):
-        return False
-    return True
 
 
 @pytest.fixture(autouse=True)
@@ -46,10 +36,12 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture(params=sorted(_URLS))
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A queue store URL of each persistent engine (skipped when not installed)."""
+    """A queue store URL of each persistent engine.
+
+    Both engines come with the dev extra; a missing one fails the test rather
+    than skipping it, so a broken install cannot pass CI unnoticed.
+    """
     scheme: str = request.param
-    if not _available(scheme):
-        pytest.skip(f"the {scheme} store is not available")
     return _URLS[scheme][0].format(tmp=tmp_path)
 
 

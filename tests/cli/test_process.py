@@ -34,11 +34,12 @@ def test_processes_one_message_by_default(stores: list[str]) -> None:
     result = invoke(["queue", "process", "emails", "cli_handlers:send_email", *stores])
     assert result.exit_code == 0, result.stderr
     message, summary = lines(result)
-    assert {k: message[k] for k in ("event", "queue", "id", "status", "error")} == {
+    assert {k: message[k] for k in ("event", "queue", "id", "status", "attempts", "error")} == {
         "event": "message",
         "queue": "emails",
         "id": first,
         "status": "acked",
+        "attempts": 1,
         "error": None,
     }
     assert summary["event"] == "summary"

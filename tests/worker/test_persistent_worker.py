@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -233,6 +235,39 @@ def test_async_worker_acks_and_dead_letters(
     assert calls == [1, 2, 2]
     assert queue.store.inspect(queue.name, ok.id) is None
     assert queue.inspect(bad.id).state is MessageState.DEAD
+
+
+def test_an_unexpected_heartbeat_error_neither_hangs_the_handler_nor_stops_other_heartbeats(
+    queue: PersistentQueue, config: PersistentWorkerConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    extend = queue.extend_lease
+    failing = queue.put("failing-heartbeat")
+    queue.put("healthy-heartbeat")
+    extended: list[Any] = []
+
+    def extend_lease(message: Any, lease_timeout: float | None = None) -> None:
+        if message.id == failing.id:
+            raise OSError("an engine error the store did not translate")
+        extended.append(message.value)
+        extend(message, lease_timeout)
+
+    monkeypatch.setattr(queue, "extend_lease", extend_lease)
+    fast_beats = config.replace(lease_timeout=5.0, heartbeat_interval=0.02)
+
+    @persistent_worker(queue, config=fast_beats)
+    def handle(value: str) -> str:
+        time.sleep(0.2)
+        return value
+
+    outcome: list[str] = []
+    runner = threading.Thread(target=lambda: outcome.append(handle()), daemon=True)
+    runner.start()
+    runner.join(10)
+    assert not runner.is_alive(), "the handler's end waited forever on a dead heartbeat"
+    assert outcome == ["failing-heartbeat"]
+    assert handle() == "healthy-heartbeat"
+    assert "healthy-heartbeat" in extended
+    assert queue.stats().total == 0
 
 
 def test_config_rejects_bad_values() -> None:

@@ -152,6 +152,32 @@ def test_stop_during_a_retry_wait_releases_the_message(
     assert not record.exhausted
 
 
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_an_acked_outcome_counts_the_attempts_it_took(
+    jobs: PersistentQueue, config: PersistentWorkerConfig, kind: str
+) -> None:
+    jobs.put("flaky")
+    calls: list[str] = []
+
+    def handle(value: str) -> None:
+        calls.append(value)
+        if len(calls) == 1:
+            raise ConnectionError("down")
+
+    async def handle_async(value: str) -> None:
+        handle(value)
+
+    worker = Worker(
+        jobs,
+        handle if kind == "sync" else handle_async,
+        config=config if kind == "sync" else config.replace(sleep=None),
+        handle_signals=False,
+        keep_outcomes=True,
+    )
+    (outcome,) = worker.run(until_empty=True).outcomes
+    assert (outcome.status, outcome.attempts) == ("acked", 2)
+
+
 def test_a_slow_handler_is_not_delivered_twice_while_its_heartbeat_runs(
     jobs: PersistentQueue, attempt_store: AttemptStore
 ) -> None:
