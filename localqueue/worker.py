@@ -230,7 +230,7 @@ class _LeaseKeeper:
                     target=self._run, name="localqueue-lease-keeper", daemon=True
                 )
                 self._thread.start()
-            self._cond.notify()
+            self._cond.notify_all()
             return key
 
     def drop(self, key: int) -> None:
