@@ -55,7 +55,12 @@ from localqueue.errors import (
 from localqueue.protocols import Clock, PurgeTarget
 from localqueue.registry import ClassBackend
 from localqueue.serializers import DEFAULT_SERIALIZER, Serializer, get_serializer
-from localqueue.stores._common import SERIALIZER_OPTION, new_lease_token, new_message_id
+from localqueue.stores._common import (
+    SERIALIZER_OPTION,
+    new_lease_token,
+    new_message_id,
+    new_message_ids,
+)
 from localqueue.urls import Option, StoreURL
 from localqueue.validation import (
     MAX_PRIORITY,
@@ -207,14 +212,6 @@ def _pack(record: Record) -> bytes:
         packer = _local.packer = msgpack.Packer(use_bin_type=True)
     data: bytes = packer.pack(record)
     return data
-
-
-def _new_message_ids(count: int) -> list[str]:
-    """``count`` ids in the format of :func:`new_message_id`, with one clock read and one
-    ``urandom`` call for the whole batch."""
-    head = f"{time.time_ns() // 1_000_000:012x}"
-    tail = os.urandom(10 * count).hex()
-    return [head + tail[i : i + 20] for i in range(0, 20 * count, 20)]
 
 
 _MESSAGE_FIELDS = frozenset(f.name for f in dataclasses.fields(QueueMessage))
@@ -826,7 +823,7 @@ class LMDBQueueStore(_LMDBHandle):
             records: list[tuple[bytes, bytes]] = []
             index: list[tuple[bytes, bytes]] = []
             messages: list[QueueMessage] = []
-            for message_id, payload in zip(_new_message_ids(len(items)), items, strict=True):
+            for message_id, payload in zip(new_message_ids(len(items)), items, strict=True):
                 id_key = message_id.encode()
                 rec = [queue, _READY, priority, seq, now, available_at, 0, None, None, None,
                        None, None, codec, payload]  # fmt: skip

@@ -22,7 +22,12 @@ from localqueue.errors import ConfigurationError, StoreClosedError
 from localqueue.protocols import Clock, PurgeTarget
 from localqueue.registry import ClassBackend
 from localqueue.serializers import DEFAULT_SERIALIZER, Serializer, get_serializer
-from localqueue.stores._common import SERIALIZER_OPTION, new_lease_token, new_message_id
+from localqueue.stores._common import (
+    SERIALIZER_OPTION,
+    new_lease_token,
+    new_message_id,
+    new_message_ids,
+)
 from localqueue.urls import Option, StoreURL
 from localqueue.validation import (
     check_batch,
@@ -233,6 +238,7 @@ class MemoryQueueStore:
     def _new(
         self,
         q: _Queue,
+        message_id: str,
         payload: bytes,
         codec: str,
         now: float,
@@ -241,7 +247,7 @@ class MemoryQueueStore:
         dedup_key: str | None,
     ) -> _Record:
         rec = _Record(
-            new_message_id(), next(self._seq), payload, codec, now, now + delay, priority, dedup_key
+            message_id, next(self._seq), payload, codec, now, now + delay, priority, dedup_key
         )
         q.records[rec.id] = rec
         if dedup_key is not None:
@@ -272,7 +278,7 @@ class MemoryQueueStore:
             now = self._clock()
             if dedup_key is not None and dedup_key in q.dedup:
                 return self._message(queue, q.records[q.dedup[dedup_key]], now)
-            rec = self._new(q, payload, codec, now, delay, priority, dedup_key)
+            rec = self._new(q, new_message_id(), payload, codec, now, delay, priority, dedup_key)
             self._changed.notify_all()
             return self._message(queue, rec, now)
 
@@ -293,7 +299,10 @@ class MemoryQueueStore:
         with self._lock:
             q = self._queue(queue)
             now = self._clock()
-            recs = [self._new(q, p, codec, now, delay, priority, None) for p in items]
+            recs = [
+                self._new(q, message_id, p, codec, now, delay, priority, None)
+                for message_id, p in zip(new_message_ids(len(items)), items, strict=True)
+            ]
             if recs:
                 self._changed.notify_all()
             return [self._message(queue, rec, now) for rec in recs]

@@ -49,7 +49,7 @@ from localqueue.errors import (
 from localqueue.protocols import Clock, PurgeTarget
 from localqueue.registry import ClassBackend
 from localqueue.serializers import DEFAULT_SERIALIZER, Serializer, get_serializer
-from localqueue.stores._common import SERIALIZER_OPTION, new_message_id
+from localqueue.stores._common import SERIALIZER_OPTION, new_message_id, new_message_ids
 from localqueue.urls import Option, StoreURL
 from localqueue.validation import (
     check_batch,
@@ -645,7 +645,7 @@ class SQLiteQueueStore:
         check_priority(priority)
         if not items:
             return []
-        ids = [new_message_id() for _ in items]
+        ids = new_message_ids(len(items))
         clock = self._clock
 
         def insert(conn: sqlite3.Connection) -> float:

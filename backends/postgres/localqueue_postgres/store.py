@@ -27,7 +27,7 @@ from localqueue._models import Capability, MessageState, QueueMessage, QueueStat
 from localqueue.errors import AttemptStoreLockedError, ConfigurationError, QueueStoreLockedError
 from localqueue.protocols import Clock, PurgeTarget
 from localqueue.registry import ClassBackend
-from localqueue.stores._common import new_message_id
+from localqueue.stores._common import new_message_id, new_message_ids
 from localqueue.urls import StoreURL
 from localqueue.validation import (
     check_batch,
@@ -317,7 +317,7 @@ class PostgresQueueStore:
         self._session.check_open()
         if not items:
             return []
-        ids = [new_message_id() for _ in items]
+        ids = new_message_ids(len(items))
         params = {
             "ids": ids,
             "payloads": items,

@@ -30,7 +30,7 @@ from localqueue.errors import (
 )
 from localqueue.protocols import Clock, PurgeTarget
 from localqueue.serializers import DEFAULT_SERIALIZER, Serializer, get_serializer
-from localqueue.stores._common import new_lease_token, new_message_id
+from localqueue.stores._common import new_lease_token, new_message_ids
 from localqueue.urls import StoreURL
 from localqueue.validation import (
     check_batch,
@@ -263,7 +263,7 @@ class RedisQueueStore(_RedisStore):
         priority: int,
         dedup_key: str | None,
     ) -> list[QueueMessage]:
-        ids = [new_message_id() for _ in payloads]
+        ids = new_message_ids(len(payloads))
         created_raw, existing = self._run(
             "put",
             self._qb(queue),
