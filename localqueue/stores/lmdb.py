@@ -64,20 +64,18 @@ from localqueue.stores._common import (
 from localqueue.urls import Option, StoreURL
 from localqueue.validation import (
     MAX_PRIORITY,
-    check_batch,
-    check_dedup_key,
     check_delay,
     check_error,
+    check_lease,
     check_lease_timeout,
     check_limit,
     check_message_ids,
-    check_payload,
-    check_priority,
     check_purge_target,
+    check_put,
+    check_put_many,
     check_queue_name,
     check_retry_key,
     check_timeout,
-    check_worker_id,
 )
 
 __all__ = ["OPTIONS", "SCHEMA_VERSION", "LMDBAttemptStore", "LMDBQueueStore", "backend"]
@@ -748,11 +746,7 @@ class LMDBQueueStore(_LMDBHandle):
         dedup_key: str | None = None,
     ) -> QueueMessage:
         """Store one message in one write transaction."""
-        check_queue_name(queue)
-        check_payload(payload)
-        delay = check_delay(delay)
-        check_priority(priority)
-        check_dedup_key(dedup_key)
+        delay = check_put(queue, payload, delay, priority, dedup_key)
         prefix = _prefix(queue)
 
         def put(shared: _Environment, txn: Txn) -> tuple[QueueMessage, bool]:
@@ -789,10 +783,7 @@ class LMDBQueueStore(_LMDBHandle):
         priority: int = 0,
     ) -> list[QueueMessage]:
         """Store several messages in one write transaction."""
-        check_queue_name(queue)
-        items = check_batch(payloads)
-        delay = check_delay(delay)
-        check_priority(priority)
+        items, delay = check_put_many(queue, payloads, delay, priority)
         if not items:
             return []
         prefix = _prefix(queue)
@@ -850,10 +841,7 @@ class LMDBQueueStore(_LMDBHandle):
         limit: int = 1,
     ) -> list[QueueMessage]:
         """Lease up to ``limit`` available messages in one write transaction."""
-        check_queue_name(queue)
-        lease_timeout = check_lease_timeout(lease_timeout)
-        check_worker_id(leased_by)
-        check_limit(limit)
+        lease_timeout = check_lease(queue, lease_timeout, leased_by, limit)
         prefix = _prefix(queue)
 
         def lease(shared: _Environment, txn: Txn) -> list[QueueMessage]:

@@ -30,19 +30,17 @@ from localqueue.stores._common import (
 )
 from localqueue.urls import Option, StoreURL
 from localqueue.validation import (
-    check_batch,
-    check_dedup_key,
     check_delay,
     check_error,
+    check_lease,
     check_lease_timeout,
     check_limit,
-    check_payload,
-    check_priority,
     check_purge_target,
+    check_put,
+    check_put_many,
     check_queue_name,
     check_retry_key,
     check_timeout,
-    check_worker_id,
 )
 
 __all__ = ["MemoryAttemptStore", "MemoryQueueStore", "backend"]
@@ -268,11 +266,7 @@ class MemoryQueueStore:
         dedup_key: str | None = None,
     ) -> QueueMessage:
         """Store one message (see :meth:`localqueue.protocols.QueueStore.put`)."""
-        check_queue_name(queue)
-        check_payload(payload)
-        delay = check_delay(delay)
-        check_priority(priority)
-        check_dedup_key(dedup_key)
+        delay = check_put(queue, payload, delay, priority, dedup_key)
         with self._lock:
             q = self._queue(queue)
             now = self._clock()
@@ -292,10 +286,7 @@ class MemoryQueueStore:
         priority: int = 0,
     ) -> list[QueueMessage]:
         """Store several messages atomically."""
-        check_queue_name(queue)
-        items = check_batch(payloads)
-        delay = check_delay(delay)
-        check_priority(priority)
+        items, delay = check_put_many(queue, payloads, delay, priority)
         with self._lock:
             q = self._queue(queue)
             now = self._clock()
@@ -316,10 +307,7 @@ class MemoryQueueStore:
         limit: int = 1,
     ) -> list[QueueMessage]:
         """Lease up to ``limit`` available messages."""
-        check_queue_name(queue)
-        lease_timeout = check_lease_timeout(lease_timeout)
-        check_worker_id(leased_by)
-        check_limit(limit)
+        lease_timeout = check_lease(queue, lease_timeout, leased_by, limit)
         leased: list[QueueMessage] = []
         with self._lock:
             q = self._queue(queue)

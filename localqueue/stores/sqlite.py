@@ -52,20 +52,18 @@ from localqueue.serializers import DEFAULT_SERIALIZER, Serializer, get_serialize
 from localqueue.stores._common import SERIALIZER_OPTION, new_message_id, new_message_ids
 from localqueue.urls import Option, StoreURL
 from localqueue.validation import (
-    check_batch,
-    check_dedup_key,
     check_delay,
     check_error,
+    check_lease,
     check_lease_timeout,
     check_limit,
     check_message_ids,
-    check_payload,
-    check_priority,
     check_purge_target,
+    check_put,
+    check_put_many,
     check_queue_name,
     check_retry_key,
     check_timeout,
-    check_worker_id,
 )
 
 __all__ = ["OPTIONS", "SCHEMA_VERSION", "SQLiteAttemptStore", "SQLiteQueueStore", "backend"]
@@ -589,11 +587,7 @@ class SQLiteQueueStore:
         dedup_key: str | None = None,
     ) -> QueueMessage:
         """Store one message (see :meth:`localqueue.protocols.QueueStore.put`)."""
-        check_queue_name(queue)
-        check_payload(payload)
-        delay = check_delay(delay)
-        check_priority(priority)
-        check_dedup_key(dedup_key)
+        delay = check_put(queue, payload, delay, priority, dedup_key)
         message_id = new_message_id()
         clock = self._clock
 
@@ -639,10 +633,7 @@ class SQLiteQueueStore:
         priority: int = 0,
     ) -> list[QueueMessage]:
         """Store several messages in one transaction (all or none)."""
-        check_queue_name(queue)
-        items = check_batch(payloads)
-        delay = check_delay(delay)
-        check_priority(priority)
+        items, delay = check_put_many(queue, payloads, delay, priority)
         if not items:
             return []
         ids = new_message_ids(len(items))
@@ -687,10 +678,7 @@ class SQLiteQueueStore:
         limit: int = 1,
     ) -> list[QueueMessage]:
         """Lease up to ``limit`` available messages: one ``UPDATE ... RETURNING`` for one."""
-        check_queue_name(queue)
-        lease_timeout = check_lease_timeout(lease_timeout)
-        check_worker_id(leased_by)
-        check_limit(limit)
+        lease_timeout = check_lease(queue, lease_timeout, leased_by, limit)
         clock = self._clock
 
         def lease_one(conn: sqlite3.Connection) -> tuple[float, list[Any]]:
