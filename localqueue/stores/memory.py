@@ -166,13 +166,14 @@ class MemoryQueueStore:
         else:
             heapq.heappush(q.timers, (rec.available_at, rec.seq, rec.id, rec.version))
             if len(q.timers) > 2 * len(q.records) + 1024:
-                q.timers = [t for t in q.timers if self._valid(q, t[2], t[3])]
+                # Drop the entries of removed or rescheduled messages (heartbeats leave many).
+                records = q.records
+                q.timers = [
+                    t
+                    for t in q.timers
+                    if (live := records.get(t[2])) is not None and live.version == t[3]
+                ]
                 heapq.heapify(q.timers)
-
-    @staticmethod
-    def _valid(q: _Queue, message_id: str, version: int) -> bool:
-        rec = q.records.get(message_id)
-        return rec is not None and rec.version == version
 
     def _promote(self, q: _Queue, now: float) -> None:
         timers = q.timers
@@ -459,16 +460,18 @@ class MemoryQueueStore:
         check_purge_target(target)
         with self._lock:
             q = self._queue(queue)
-            now = self._clock()
-
-            def doomed(rec: _Record) -> bool:
-                if target == "all":
-                    return True
-                if target == "dead":
-                    return rec.state == _DEAD
-                return rec.state == _READY or (rec.state == _INFLIGHT and rec.available_at <= now)
-
-            victims = [rec for rec in q.records.values() if doomed(rec)]
+            if target == "all":
+                del self._queues[queue]  # records, dedup keys and both heaps at once
+                return len(q.records)
+            if target == "dead":
+                victims = [r for r in q.records.values() if r.state == _DEAD]
+            else:
+                now = self._clock()
+                victims = [
+                    r
+                    for r in q.records.values()
+                    if r.state == _READY or (r.state == _INFLIGHT and r.available_at <= now)
+                ]
             for rec in victims:
                 self._remove(q, rec)
             return len(victims)
