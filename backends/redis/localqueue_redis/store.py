@@ -368,8 +368,7 @@ class RedisQueueStore(_RedisStore):
                 return
 
     def ack(self, queue: str, message_id: str, *, lease_token: str | None = None) -> bool:
-        """Delete a message."""
-        check_queue_name(queue)
+        """Delete a message (through :meth:`ack_many`, which checks the arguments)."""
         return bool(self.ack_many(queue, [(message_id, lease_token)]))
 
     def ack_many(self, queue: str, leases: Sequence[tuple[str, str | None]]) -> int:
