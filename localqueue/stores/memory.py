@@ -17,7 +17,14 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Self
 
-from localqueue._models import Capability, MessageState, QueueMessage, QueueStats, RetryRecord
+from localqueue._models import (
+    Capability,
+    MessageState,
+    QueueMessage,
+    QueueStats,
+    RetryRecord,
+    build_message,
+)
 from localqueue.errors import ConfigurationError, StoreClosedError
 from localqueue.protocols import Clock, PurgeTarget
 from localqueue.registry import ClassBackend
@@ -216,22 +223,24 @@ class MemoryQueueStore:
             state, leased_until = MessageState.INFLIGHT, rec.available_at
         else:
             state, leased_until = MessageState.READY, None
-        return QueueMessage(
-            id=rec.id,
-            queue=name,
-            state=state,
-            payload=rec.payload,
-            codec=rec.codec,
-            attempts=rec.attempts,
-            created_at=rec.created_at,
-            available_at=rec.available_at,
-            priority=rec.priority,
-            leased_until=leased_until,
-            leased_by=rec.leased_by,
-            lease_token=token,
-            last_error=rec.last_error,
-            failed_at=rec.failed_at,
-            dedup_key=rec.dedup_key,
+        return build_message(
+            {
+                "id": rec.id,
+                "queue": name,
+                "state": state,
+                "payload": rec.payload,
+                "codec": rec.codec,
+                "attempts": rec.attempts,
+                "created_at": rec.created_at,
+                "available_at": rec.available_at,
+                "priority": rec.priority,
+                "leased_until": leased_until,
+                "leased_by": rec.leased_by,
+                "lease_token": token,
+                "last_error": rec.last_error,
+                "failed_at": rec.failed_at,
+                "dedup_key": rec.dedup_key,
+            }
         )
 
     def _new(

@@ -35,7 +35,14 @@ import weakref
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Final, Self, TypeVar
 
-from localqueue._models import Capability, MessageState, QueueMessage, QueueStats, RetryRecord
+from localqueue._models import (
+    Capability,
+    MessageState,
+    QueueMessage,
+    QueueStats,
+    RetryRecord,
+    build_message,
+)
 from localqueue.errors import (
     AttemptStoreLockedError,
     ConfigurationError,
@@ -488,22 +495,24 @@ def _message(queue: str, row: Sequence[Any], now: float, token: str | None = Non
     else:
         effective, leased_until = MessageState.READY, None
     # float(): RETURNING hands back whole-number REAL values as int.
-    return QueueMessage(
-        id=message_id,
-        queue=queue,
-        state=effective,
-        payload=payload,
-        codec=codec,
-        attempts=attempts,
-        created_at=float(created_at),
-        available_at=float(available_at),
-        priority=priority,
-        leased_until=None if leased_until is None else float(leased_until),
-        leased_by=leased_by,
-        lease_token=token,
-        last_error=last_error,
-        failed_at=None if failed_at is None else float(failed_at),
-        dedup_key=dedup_key,
+    return build_message(
+        {
+            "id": message_id,
+            "queue": queue,
+            "state": effective,
+            "payload": payload,
+            "codec": codec,
+            "attempts": attempts,
+            "created_at": float(created_at),
+            "available_at": float(available_at),
+            "priority": priority,
+            "leased_until": None if leased_until is None else float(leased_until),
+            "leased_by": leased_by,
+            "lease_token": token,
+            "last_error": last_error,
+            "failed_at": None if failed_at is None else float(failed_at),
+            "dedup_key": dedup_key,
+        }
     )
 
 
