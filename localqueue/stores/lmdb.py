@@ -1162,10 +1162,6 @@ class LMDBQueueStore(_LMDBHandle):
 
         return self._read(queues)
 
-    # -- attempt store ---------------------------------------------------------------
-
-    # Retry record fields: key, attempts, first_attempt_at, last_attempt_at, exhausted, last_error.
-
     def check_integrity(self) -> list[str]:
         """Check that the delivery, dead-letter and dedup indexes match the messages."""
 
@@ -1200,6 +1196,11 @@ class LMDBQueueStore(_LMDBHandle):
             return problems
 
         return self._read(check)
+
+
+# -- attempt store ---------------------------------------------------------------
+
+# Retry record fields: key, attempts, first_attempt_at, last_attempt_at, exhausted, last_error.
 
 
 def _retry_record(raw: bytes, key: str) -> RetryRecord:
