@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import cached_property
 from typing import Any
 
@@ -69,6 +69,8 @@ class QueueStats:
         }
 
 
+# build_message fills instances' __dict__ directly: keep this class free of
+# __post_init__ and __slots__ (cached_property needs the __dict__ anyway).
 @dataclass(frozen=True)
 class QueueMessage:
     """One stored message, as a store returns it.
@@ -151,6 +153,24 @@ class QueueMessage:
                 data["value"] = None
                 data["decode_error"] = str(exc)
         return data
+
+
+_MESSAGE_FIELDS = frozenset(f.name for f in fields(QueueMessage))
+
+
+def build_message(values: dict[str, Any]) -> QueueMessage:
+    """A :class:`QueueMessage` from a dict of every one of its fields, for stores' hot paths.
+
+    The frozen dataclass's ``__init__`` sets each field through
+    ``object.__setattr__``; filling ``__dict__`` directly is about three times
+    faster, which is most of the cost of returning a batch. A dict that does not
+    hold exactly the fields goes through ``__init__`` (and its checks).
+    """
+    if values.keys() != _MESSAGE_FIELDS:
+        return QueueMessage(**values)
+    message: QueueMessage = object.__new__(QueueMessage)
+    message.__dict__.update(values)
+    return message
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,7 @@ from localqueue.errors import (
 )
 from localqueue.protocols import PurgeTarget, QueueStore
 from localqueue.registry import open_queue_store
-from localqueue.validation import check_lease_timeout, check_limit, check_queue_name, check_timeout
+from localqueue.validation import check_lease_timeout, check_queue_name, check_timeout
 
 __all__ = ["DEFAULT_QUEUE_STORE_PATH", "PersistentQueue", "format_error"]
 
@@ -151,12 +151,14 @@ class PersistentQueue:
             UnserializableValueError: The value cannot be encoded; nothing is stored.
             Full: The queue stayed full.
         """
-        payload = self._encode(value)
+        store = self.store
+        serializer = store.serializer
+        payload = serializer.dumps(value)
         self._wait_for_room(1, block, timeout)
-        return self.store.put(
+        return store.put(
             self.name,
             payload,
-            codec=self.store.serializer.name,
+            codec=serializer.name,
             delay=delay,
             priority=priority,
             dedup_key=dedup_key,
@@ -204,7 +206,6 @@ class PersistentQueue:
         Returns:
             The leased messages, possibly ``[]``.
         """
-        check_limit(n)
         lease_for = self.lease_timeout if lease_timeout is None else lease_timeout
         deadline = None
         if block and timeout is not None:

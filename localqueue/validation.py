@@ -25,12 +25,15 @@ __all__ = [
     "check_dedup_key",
     "check_delay",
     "check_error",
+    "check_lease",
     "check_lease_timeout",
     "check_limit",
     "check_message_ids",
     "check_payload",
     "check_priority",
     "check_purge_target",
+    "check_put",
+    "check_put_many",
     "check_queue_name",
     "check_retry_key",
     "check_timeout",
@@ -180,3 +183,38 @@ def check_message_ids(message_ids: object) -> list[str]:
     if not all(isinstance(i, str) for i in message_ids):
         raise ValidationError("message ids must be strings")
     return list(message_ids)
+
+
+# -- one call per operation, in the order every store checks ------------------
+
+
+def check_put(
+    queue: object, payload: object, delay: object, priority: object, dedup_key: object
+) -> float:
+    """Check the arguments of ``put``; return ``delay`` as float seconds."""
+    check_queue_name(queue)
+    check_payload(payload)
+    seconds = check_delay(delay)
+    check_priority(priority)
+    check_dedup_key(dedup_key)
+    return seconds
+
+
+def check_put_many(
+    queue: object, payloads: object, delay: object, priority: object
+) -> tuple[list[bytes], float]:
+    """Check the arguments of ``put_many``; return the payloads as a list and ``delay``."""
+    check_queue_name(queue)
+    items = check_batch(payloads)
+    seconds = check_delay(delay)
+    check_priority(priority)
+    return items, seconds
+
+
+def check_lease(queue: object, lease_timeout: object, leased_by: object, limit: object) -> float:
+    """Check the arguments of ``lease``; return ``lease_timeout`` as float seconds."""
+    check_queue_name(queue)
+    seconds = check_lease_timeout(lease_timeout)
+    check_worker_id(leased_by)
+    check_limit(limit)
+    return seconds

@@ -28,7 +28,6 @@ handles on the same directory share one, and nothing opened before a
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 import os
 import struct
@@ -40,7 +39,14 @@ from typing import TYPE_CHECKING, Any, Self, TypeAlias, TypeVar
 import lmdb
 import msgpack
 
-from localqueue._models import Capability, MessageState, QueueMessage, QueueStats, RetryRecord
+from localqueue._models import (
+    Capability,
+    MessageState,
+    QueueMessage,
+    QueueStats,
+    RetryRecord,
+    build_message,
+)
 from localqueue.errors import (
     AttemptStoreLockedError,
     ConfigurationError,
@@ -55,24 +61,27 @@ from localqueue.errors import (
 from localqueue.protocols import Clock, PurgeTarget
 from localqueue.registry import ClassBackend
 from localqueue.serializers import DEFAULT_SERIALIZER, Serializer, get_serializer
-from localqueue.stores._common import SERIALIZER_OPTION, new_lease_token, new_message_id
+from localqueue.stores._common import (
+    SERIALIZER_OPTION,
+    new_lease_token,
+    new_message_id,
+    new_message_ids,
+)
 from localqueue.urls import Option, StoreURL
 from localqueue.validation import (
     MAX_PRIORITY,
-    check_batch,
-    check_dedup_key,
     check_delay,
     check_error,
+    check_lease,
     check_lease_timeout,
     check_limit,
     check_message_ids,
-    check_payload,
-    check_priority,
     check_purge_target,
+    check_put,
+    check_put_many,
     check_queue_name,
     check_retry_key,
     check_timeout,
-    check_worker_id,
 )
 
 __all__ = ["OPTIONS", "SCHEMA_VERSION", "LMDBAttemptStore", "LMDBQueueStore", "backend"]
@@ -207,31 +216,6 @@ def _pack(record: Record) -> bytes:
         packer = _local.packer = msgpack.Packer(use_bin_type=True)
     data: bytes = packer.pack(record)
     return data
-
-
-def _new_message_ids(count: int) -> list[str]:
-    """``count`` ids in the format of :func:`new_message_id`, with one clock read and one
-    ``urandom`` call for the whole batch."""
-    head = f"{time.time_ns() // 1_000_000:012x}"
-    tail = os.urandom(10 * count).hex()
-    return [head + tail[i : i + 20] for i in range(0, 20 * count, 20)]
-
-
-_MESSAGE_FIELDS = frozenset(f.name for f in dataclasses.fields(QueueMessage))
-
-
-def _build(fields: dict[str, Any]) -> QueueMessage:
-    """A ``QueueMessage`` from a complete dict of its fields.
-
-    The frozen dataclass's ``__init__`` sets each field through
-    ``object.__setattr__``; filling ``__dict__`` directly is several times
-    faster, which is most of the cost of returning a batch.
-    """
-    if fields.keys() != _MESSAGE_FIELDS:  # a field was added: take the safe road
-        return QueueMessage(**fields)
-    message: QueueMessage = object.__new__(QueueMessage)
-    message.__dict__.update(fields)
-    return message
 
 
 # -- the shared environment ------------------------------------------------------
@@ -686,7 +670,7 @@ class LMDBQueueStore(_LMDBHandle):
             effective, leased_until = MessageState.INFLIGHT, available_at
         else:
             effective, leased_until = MessageState.READY, None
-        return _build(
+        return build_message(
             {
                 "id": message_id,
                 "queue": rec[_F_QUEUE],
@@ -751,11 +735,7 @@ class LMDBQueueStore(_LMDBHandle):
         dedup_key: str | None = None,
     ) -> QueueMessage:
         """Store one message in one write transaction."""
-        check_queue_name(queue)
-        check_payload(payload)
-        delay = check_delay(delay)
-        check_priority(priority)
-        check_dedup_key(dedup_key)
+        delay = check_put(queue, payload, delay, priority, dedup_key)
         prefix = _prefix(queue)
 
         def put(shared: _Environment, txn: Txn) -> tuple[QueueMessage, bool]:
@@ -792,10 +772,7 @@ class LMDBQueueStore(_LMDBHandle):
         priority: int = 0,
     ) -> list[QueueMessage]:
         """Store several messages in one write transaction."""
-        check_queue_name(queue)
-        items = check_batch(payloads)
-        delay = check_delay(delay)
-        check_priority(priority)
+        items, delay = check_put_many(queue, payloads, delay, priority)
         if not items:
             return []
         prefix = _prefix(queue)
@@ -826,7 +803,7 @@ class LMDBQueueStore(_LMDBHandle):
             records: list[tuple[bytes, bytes]] = []
             index: list[tuple[bytes, bytes]] = []
             messages: list[QueueMessage] = []
-            for message_id, payload in zip(_new_message_ids(len(items)), items, strict=True):
+            for message_id, payload in zip(new_message_ids(len(items)), items, strict=True):
                 id_key = message_id.encode()
                 rec = [queue, _READY, priority, seq, now, available_at, 0, None, None, None,
                        None, None, codec, payload]  # fmt: skip
@@ -834,7 +811,7 @@ class LMDBQueueStore(_LMDBHandle):
                 index.append((head + _U64.pack(seq), b"\x00" + id_key))
                 fields = base.copy()
                 fields["id"], fields["payload"] = message_id, payload
-                messages.append(_build(fields))
+                messages.append(build_message(fields))
                 seq += 1
             txn.cursor(db=shared.messages).putmulti(records)
             txn.cursor(db=shared.ready).putmulti(index)
@@ -853,10 +830,7 @@ class LMDBQueueStore(_LMDBHandle):
         limit: int = 1,
     ) -> list[QueueMessage]:
         """Lease up to ``limit`` available messages in one write transaction."""
-        check_queue_name(queue)
-        lease_timeout = check_lease_timeout(lease_timeout)
-        check_worker_id(leased_by)
-        check_limit(limit)
+        lease_timeout = check_lease(queue, lease_timeout, leased_by, limit)
         prefix = _prefix(queue)
 
         def lease(shared: _Environment, txn: Txn) -> list[QueueMessage]:
@@ -1188,10 +1162,6 @@ class LMDBQueueStore(_LMDBHandle):
 
         return self._read(queues)
 
-    # -- attempt store ---------------------------------------------------------------
-
-    # Retry record fields: key, attempts, first_attempt_at, last_attempt_at, exhausted, last_error.
-
     def check_integrity(self) -> list[str]:
         """Check that the delivery, dead-letter and dedup indexes match the messages."""
 
@@ -1226,6 +1196,11 @@ class LMDBQueueStore(_LMDBHandle):
             return problems
 
         return self._read(check)
+
+
+# -- attempt store ---------------------------------------------------------------
+
+# Retry record fields: key, attempts, first_attempt_at, last_attempt_at, exhausted, last_error.
 
 
 def _retry_record(raw: bytes, key: str) -> RetryRecord:

@@ -17,27 +17,37 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Self
 
-from localqueue._models import Capability, MessageState, QueueMessage, QueueStats, RetryRecord
+from localqueue._models import (
+    Capability,
+    MessageState,
+    QueueMessage,
+    QueueStats,
+    RetryRecord,
+    build_message,
+)
 from localqueue.errors import ConfigurationError, StoreClosedError
 from localqueue.protocols import Clock, PurgeTarget
 from localqueue.registry import ClassBackend
 from localqueue.serializers import DEFAULT_SERIALIZER, Serializer, get_serializer
-from localqueue.stores._common import SERIALIZER_OPTION, new_lease_token, new_message_id
+from localqueue.stores._common import (
+    SERIALIZER_OPTION,
+    new_lease_token,
+    new_message_id,
+    new_message_ids,
+)
 from localqueue.urls import Option, StoreURL
 from localqueue.validation import (
-    check_batch,
-    check_dedup_key,
     check_delay,
     check_error,
+    check_lease,
     check_lease_timeout,
     check_limit,
-    check_payload,
-    check_priority,
     check_purge_target,
+    check_put,
+    check_put_many,
     check_queue_name,
     check_retry_key,
     check_timeout,
-    check_worker_id,
 )
 
 __all__ = ["MemoryAttemptStore", "MemoryQueueStore", "backend"]
@@ -163,13 +173,14 @@ class MemoryQueueStore:
         else:
             heapq.heappush(q.timers, (rec.available_at, rec.seq, rec.id, rec.version))
             if len(q.timers) > 2 * len(q.records) + 1024:
-                q.timers = [t for t in q.timers if self._valid(q, t[2], t[3])]
+                # Drop the entries of removed or rescheduled messages (heartbeats leave many).
+                records = q.records
+                q.timers = [
+                    t
+                    for t in q.timers
+                    if (live := records.get(t[2])) is not None and live.version == t[3]
+                ]
                 heapq.heapify(q.timers)
-
-    @staticmethod
-    def _valid(q: _Queue, message_id: str, version: int) -> bool:
-        rec = q.records.get(message_id)
-        return rec is not None and rec.version == version
 
     def _promote(self, q: _Queue, now: float) -> None:
         timers = q.timers
@@ -212,27 +223,30 @@ class MemoryQueueStore:
             state, leased_until = MessageState.INFLIGHT, rec.available_at
         else:
             state, leased_until = MessageState.READY, None
-        return QueueMessage(
-            id=rec.id,
-            queue=name,
-            state=state,
-            payload=rec.payload,
-            codec=rec.codec,
-            attempts=rec.attempts,
-            created_at=rec.created_at,
-            available_at=rec.available_at,
-            priority=rec.priority,
-            leased_until=leased_until,
-            leased_by=rec.leased_by,
-            lease_token=token,
-            last_error=rec.last_error,
-            failed_at=rec.failed_at,
-            dedup_key=rec.dedup_key,
+        return build_message(
+            {
+                "id": rec.id,
+                "queue": name,
+                "state": state,
+                "payload": rec.payload,
+                "codec": rec.codec,
+                "attempts": rec.attempts,
+                "created_at": rec.created_at,
+                "available_at": rec.available_at,
+                "priority": rec.priority,
+                "leased_until": leased_until,
+                "leased_by": rec.leased_by,
+                "lease_token": token,
+                "last_error": rec.last_error,
+                "failed_at": rec.failed_at,
+                "dedup_key": rec.dedup_key,
+            }
         )
 
     def _new(
         self,
         q: _Queue,
+        message_id: str,
         payload: bytes,
         codec: str,
         now: float,
@@ -241,7 +255,7 @@ class MemoryQueueStore:
         dedup_key: str | None,
     ) -> _Record:
         rec = _Record(
-            new_message_id(), next(self._seq), payload, codec, now, now + delay, priority, dedup_key
+            message_id, next(self._seq), payload, codec, now, now + delay, priority, dedup_key
         )
         q.records[rec.id] = rec
         if dedup_key is not None:
@@ -262,17 +276,13 @@ class MemoryQueueStore:
         dedup_key: str | None = None,
     ) -> QueueMessage:
         """Store one message (see :meth:`localqueue.protocols.QueueStore.put`)."""
-        check_queue_name(queue)
-        check_payload(payload)
-        delay = check_delay(delay)
-        check_priority(priority)
-        check_dedup_key(dedup_key)
+        delay = check_put(queue, payload, delay, priority, dedup_key)
         with self._lock:
             q = self._queue(queue)
             now = self._clock()
             if dedup_key is not None and dedup_key in q.dedup:
                 return self._message(queue, q.records[q.dedup[dedup_key]], now)
-            rec = self._new(q, payload, codec, now, delay, priority, dedup_key)
+            rec = self._new(q, new_message_id(), payload, codec, now, delay, priority, dedup_key)
             self._changed.notify_all()
             return self._message(queue, rec, now)
 
@@ -286,14 +296,14 @@ class MemoryQueueStore:
         priority: int = 0,
     ) -> list[QueueMessage]:
         """Store several messages atomically."""
-        check_queue_name(queue)
-        items = check_batch(payloads)
-        delay = check_delay(delay)
-        check_priority(priority)
+        items, delay = check_put_many(queue, payloads, delay, priority)
         with self._lock:
             q = self._queue(queue)
             now = self._clock()
-            recs = [self._new(q, p, codec, now, delay, priority, None) for p in items]
+            recs = [
+                self._new(q, message_id, p, codec, now, delay, priority, None)
+                for message_id, p in zip(new_message_ids(len(items)), items, strict=True)
+            ]
             if recs:
                 self._changed.notify_all()
             return [self._message(queue, rec, now) for rec in recs]
@@ -307,10 +317,7 @@ class MemoryQueueStore:
         limit: int = 1,
     ) -> list[QueueMessage]:
         """Lease up to ``limit`` available messages."""
-        check_queue_name(queue)
-        lease_timeout = check_lease_timeout(lease_timeout)
-        check_worker_id(leased_by)
-        check_limit(limit)
+        lease_timeout = check_lease(queue, lease_timeout, leased_by, limit)
         leased: list[QueueMessage] = []
         with self._lock:
             q = self._queue(queue)
@@ -462,16 +469,18 @@ class MemoryQueueStore:
         check_purge_target(target)
         with self._lock:
             q = self._queue(queue)
-            now = self._clock()
-
-            def doomed(rec: _Record) -> bool:
-                if target == "all":
-                    return True
-                if target == "dead":
-                    return rec.state == _DEAD
-                return rec.state == _READY or (rec.state == _INFLIGHT and rec.available_at <= now)
-
-            victims = [rec for rec in q.records.values() if doomed(rec)]
+            if target == "all":
+                del self._queues[queue]  # records, dedup keys and both heaps at once
+                return len(q.records)
+            if target == "dead":
+                victims = [r for r in q.records.values() if r.state == _DEAD]
+            else:
+                now = self._clock()
+                victims = [
+                    r
+                    for r in q.records.values()
+                    if r.state == _READY or (r.state == _INFLIGHT and r.available_at <= now)
+                ]
             for rec in victims:
                 self._remove(q, rec)
             return len(victims)

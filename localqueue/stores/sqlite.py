@@ -35,7 +35,14 @@ import weakref
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Final, Self, TypeVar
 
-from localqueue._models import Capability, MessageState, QueueMessage, QueueStats, RetryRecord
+from localqueue._models import (
+    Capability,
+    MessageState,
+    QueueMessage,
+    QueueStats,
+    RetryRecord,
+    build_message,
+)
 from localqueue.errors import (
     AttemptStoreLockedError,
     ConfigurationError,
@@ -49,23 +56,21 @@ from localqueue.errors import (
 from localqueue.protocols import Clock, PurgeTarget
 from localqueue.registry import ClassBackend
 from localqueue.serializers import DEFAULT_SERIALIZER, Serializer, get_serializer
-from localqueue.stores._common import SERIALIZER_OPTION, new_message_id
+from localqueue.stores._common import SERIALIZER_OPTION, new_message_id, new_message_ids
 from localqueue.urls import Option, StoreURL
 from localqueue.validation import (
-    check_batch,
-    check_dedup_key,
     check_delay,
     check_error,
+    check_lease,
     check_lease_timeout,
     check_limit,
     check_message_ids,
-    check_payload,
-    check_priority,
     check_purge_target,
+    check_put,
+    check_put_many,
     check_queue_name,
     check_retry_key,
     check_timeout,
-    check_worker_id,
 )
 
 __all__ = ["OPTIONS", "SCHEMA_VERSION", "SQLiteAttemptStore", "SQLiteQueueStore", "backend"]
@@ -490,22 +495,24 @@ def _message(queue: str, row: Sequence[Any], now: float, token: str | None = Non
     else:
         effective, leased_until = MessageState.READY, None
     # float(): RETURNING hands back whole-number REAL values as int.
-    return QueueMessage(
-        id=message_id,
-        queue=queue,
-        state=effective,
-        payload=payload,
-        codec=codec,
-        attempts=attempts,
-        created_at=float(created_at),
-        available_at=float(available_at),
-        priority=priority,
-        leased_until=None if leased_until is None else float(leased_until),
-        leased_by=leased_by,
-        lease_token=token,
-        last_error=last_error,
-        failed_at=None if failed_at is None else float(failed_at),
-        dedup_key=dedup_key,
+    return build_message(
+        {
+            "id": message_id,
+            "queue": queue,
+            "state": effective,
+            "payload": payload,
+            "codec": codec,
+            "attempts": attempts,
+            "created_at": float(created_at),
+            "available_at": float(available_at),
+            "priority": priority,
+            "leased_until": None if leased_until is None else float(leased_until),
+            "leased_by": leased_by,
+            "lease_token": token,
+            "last_error": last_error,
+            "failed_at": None if failed_at is None else float(failed_at),
+            "dedup_key": dedup_key,
+        }
     )
 
 
@@ -589,11 +596,7 @@ class SQLiteQueueStore:
         dedup_key: str | None = None,
     ) -> QueueMessage:
         """Store one message (see :meth:`localqueue.protocols.QueueStore.put`)."""
-        check_queue_name(queue)
-        check_payload(payload)
-        delay = check_delay(delay)
-        check_priority(priority)
-        check_dedup_key(dedup_key)
+        delay = check_put(queue, payload, delay, priority, dedup_key)
         message_id = new_message_id()
         clock = self._clock
 
@@ -639,13 +642,10 @@ class SQLiteQueueStore:
         priority: int = 0,
     ) -> list[QueueMessage]:
         """Store several messages in one transaction (all or none)."""
-        check_queue_name(queue)
-        items = check_batch(payloads)
-        delay = check_delay(delay)
-        check_priority(priority)
+        items, delay = check_put_many(queue, payloads, delay, priority)
         if not items:
             return []
-        ids = [new_message_id() for _ in items]
+        ids = new_message_ids(len(items))
         clock = self._clock
 
         def insert(conn: sqlite3.Connection) -> float:
@@ -687,10 +687,7 @@ class SQLiteQueueStore:
         limit: int = 1,
     ) -> list[QueueMessage]:
         """Lease up to ``limit`` available messages: one ``UPDATE ... RETURNING`` for one."""
-        check_queue_name(queue)
-        lease_timeout = check_lease_timeout(lease_timeout)
-        check_worker_id(leased_by)
-        check_limit(limit)
+        lease_timeout = check_lease(queue, lease_timeout, leased_by, limit)
         clock = self._clock
 
         def lease_one(conn: sqlite3.Connection) -> tuple[float, list[Any]]:

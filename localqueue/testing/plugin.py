@@ -5,9 +5,9 @@ Adds ``--localqueue-url URL``: run the conformance suite classes that have no
 
     pytest --pyargs localqueue.testing --localqueue-url "sqlite:////tmp/q.db"
 
-and the ``localqueue_require_services`` fixture logic: when the environment
-variable ``LOCALQUEUE_REQUIRE_SERVICES=1`` is set (as CI sets it), a test that
-would skip because a server is unreachable fails instead.
+and :func:`skip_or_fail_unreachable` for backends' server fixtures: when the
+environment variable ``LOCALQUEUE_REQUIRE_SERVICES=1`` is set (as CI sets it),
+a test that would skip because a server is unreachable fails instead.
 """
 
 from __future__ import annotations

@@ -27,23 +27,21 @@ from localqueue._models import Capability, MessageState, QueueMessage, QueueStat
 from localqueue.errors import AttemptStoreLockedError, ConfigurationError, QueueStoreLockedError
 from localqueue.protocols import Clock, PurgeTarget
 from localqueue.registry import ClassBackend
-from localqueue.stores._common import new_message_id
+from localqueue.stores._common import new_message_id, new_message_ids
 from localqueue.urls import StoreURL
 from localqueue.validation import (
-    check_batch,
-    check_dedup_key,
     check_delay,
     check_error,
+    check_lease,
     check_lease_timeout,
     check_limit,
     check_message_ids,
-    check_payload,
-    check_priority,
     check_purge_target,
+    check_put,
+    check_put_many,
     check_queue_name,
     check_retry_key,
     check_timeout,
-    check_worker_id,
 )
 from localqueue_postgres._config import PostgresConfig
 from localqueue_postgres._schema import NOW
@@ -272,11 +270,7 @@ class PostgresQueueStore:
         dedup_key: str | None = None,
     ) -> QueueMessage:
         """Store one message (see :meth:`localqueue.protocols.QueueStore.put`)."""
-        check_queue_name(queue)
-        check_payload(payload)
-        delay = check_delay(delay)
-        check_priority(priority)
-        check_dedup_key(dedup_key)
+        delay = check_put(queue, payload, delay, priority, dedup_key)
         params = {
             "id": new_message_id(),
             "queue": queue,
@@ -310,14 +304,11 @@ class PostgresQueueStore:
         priority: int = 0,
     ) -> list[QueueMessage]:
         """Store several messages atomically, in one statement and one round trip."""
-        check_queue_name(queue)
-        items = check_batch(payloads)
-        delay = check_delay(delay)
-        check_priority(priority)
+        items, delay = check_put_many(queue, payloads, delay, priority)
         self._session.check_open()
         if not items:
             return []
-        ids = [new_message_id() for _ in items]
+        ids = new_message_ids(len(items))
         params = {
             "ids": ids,
             "payloads": items,
@@ -340,10 +331,7 @@ class PostgresQueueStore:
         limit: int = 1,
     ) -> list[QueueMessage]:
         """Lease up to ``limit`` available messages with ``FOR UPDATE SKIP LOCKED``."""
-        check_queue_name(queue)
-        lease_timeout = check_lease_timeout(lease_timeout)
-        check_worker_id(leased_by)
-        check_limit(limit)
+        lease_timeout = check_lease(queue, lease_timeout, leased_by, limit)
         params = {
             "queue": queue,
             "lease_timeout": lease_timeout,

@@ -30,23 +30,21 @@ from localqueue.errors import (
 )
 from localqueue.protocols import Clock, PurgeTarget
 from localqueue.serializers import DEFAULT_SERIALIZER, Serializer, get_serializer
-from localqueue.stores._common import new_lease_token, new_message_id
+from localqueue.stores._common import new_lease_token, new_message_ids
 from localqueue.urls import StoreURL
 from localqueue.validation import (
-    check_batch,
-    check_dedup_key,
     check_delay,
     check_error,
+    check_lease,
     check_lease_timeout,
     check_limit,
     check_message_ids,
-    check_payload,
-    check_priority,
     check_purge_target,
+    check_put,
+    check_put_many,
     check_queue_name,
     check_retry_key,
     check_timeout,
-    check_worker_id,
 )
 from localqueue_redis._client import DEFAULT_PREFIX, OPTIONS, RedisConfig, translate_errors
 from localqueue_redis._scripts import ATTEMPT_SCRIPTS, QUEUE_SCRIPTS
@@ -263,7 +261,7 @@ class RedisQueueStore(_RedisStore):
         priority: int,
         dedup_key: str | None,
     ) -> list[QueueMessage]:
-        ids = [new_message_id() for _ in payloads]
+        ids = new_message_ids(len(payloads))
         created_raw, existing = self._run(
             "put",
             self._qb(queue),
@@ -309,11 +307,7 @@ class RedisQueueStore(_RedisStore):
         dedup_key: str | None = None,
     ) -> QueueMessage:
         """Store one message (see :meth:`localqueue.protocols.QueueStore.put`)."""
-        check_queue_name(queue)
-        check_payload(payload)
-        delay = check_delay(delay)
-        check_priority(priority)
-        check_dedup_key(dedup_key)
+        delay = check_put(queue, payload, delay, priority, dedup_key)
         return self._put(queue, [payload], codec, delay, priority, dedup_key)[0]
 
     def put_many(
@@ -326,10 +320,7 @@ class RedisQueueStore(_RedisStore):
         priority: int = 0,
     ) -> list[QueueMessage]:
         """Store several messages atomically, in one script call."""
-        check_queue_name(queue)
-        items = check_batch(payloads)
-        delay = check_delay(delay)
-        check_priority(priority)
+        items, delay = check_put_many(queue, payloads, delay, priority)
         if not items:
             self._check_open()
             return []
@@ -344,10 +335,7 @@ class RedisQueueStore(_RedisStore):
         limit: int = 1,
     ) -> list[QueueMessage]:
         """Lease up to ``limit`` available messages."""
-        check_queue_name(queue)
-        lease_timeout = check_lease_timeout(lease_timeout)
-        check_worker_id(leased_by)
-        check_limit(limit)
+        lease_timeout = check_lease(queue, lease_timeout, leased_by, limit)
         reply = self._run(
             "lease",
             self._qb(queue),
@@ -380,8 +368,7 @@ class RedisQueueStore(_RedisStore):
                 return
 
     def ack(self, queue: str, message_id: str, *, lease_token: str | None = None) -> bool:
-        """Delete a message."""
-        check_queue_name(queue)
+        """Delete a message (through :meth:`ack_many`, which checks the arguments)."""
         return bool(self.ack_many(queue, [(message_id, lease_token)]))
 
     def ack_many(self, queue: str, leases: Sequence[tuple[str, str | None]]) -> int:
