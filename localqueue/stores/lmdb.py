@@ -774,6 +774,7 @@ class LMDBQueueStore(_LMDBHandle):
         """Store several messages in one write transaction."""
         items, delay = check_put_many(queue, payloads, delay, priority)
         if not items:
+            self._shared()  # raises StoreClosedError once closed
             return []
         prefix = _prefix(queue)
         inverted = MAX_PRIORITY - priority
@@ -931,7 +932,10 @@ class LMDBQueueStore(_LMDBHandle):
                     acked += 1
             return acked
 
-        return self._write(ack_many) if leases else 0
+        if not leases:
+            self._shared()  # raises StoreClosedError once closed
+            return 0
+        return self._write(ack_many)
 
     def _held(
         self, shared: _Environment, txn: Txn, queue: str, id_key: bytes | None, token: str | None

@@ -418,6 +418,11 @@ class _Database:
             return StoreError(f"{self.path}: I/O error ({_describe(exc)})")
         return StoreError(f"{self.path}: SQLite error ({_describe(exc)})")
 
+    def check_open(self) -> None:
+        """Raise ``StoreClosedError`` once the connection is closed."""
+        if self.conn is None:
+            raise StoreClosedError(f"the SQLite {self.kind} on {self.path} is closed")
+
     def run(self, operation: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``operation`` on the connection under the lock, retrying lock contention.
 
@@ -644,6 +649,7 @@ class SQLiteQueueStore:
         """Store several messages in one transaction (all or none)."""
         items, delay = check_put_many(queue, payloads, delay, priority)
         if not items:
+            self._db.check_open()
             return []
         ids = new_message_ids(len(items))
         clock = self._clock
@@ -725,6 +731,7 @@ class SQLiteQueueStore:
         """Delete several messages in one transaction."""
         check_queue_name(queue)
         if len(leases) == 0:
+            self._db.check_open()
             return 0
         check_limit(len(leases))
         params = [(message_id, queue, token) for message_id, token in leases]
@@ -798,6 +805,7 @@ class SQLiteQueueStore:
         check_queue_name(queue)
         ids = None if message_ids is None else list(dict.fromkeys(check_message_ids(message_ids)))
         if ids == []:
+            self._db.check_open()
             return 0
         clock = self._clock
 

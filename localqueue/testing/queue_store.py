@@ -762,6 +762,13 @@ class HandlesSuite(QueueStoreCase):
             self.put(store)
         with pytest.raises(StoreClosedError):
             store.stats(Q)
+        # Calls with nothing to do still report the closed store.
+        with pytest.raises(StoreClosedError):
+            store.put_many(Q, [], codec="msgpack")
+        with pytest.raises(StoreClosedError):
+            store.ack_many(Q, [])
+        with pytest.raises(StoreClosedError):
+            store.requeue_dead(Q, [])
 
     def test_threads_share_a_handle_without_loss_or_double_ack(self, store: QueueStore) -> None:
         total, producers, consumers = 400, 4, 4
