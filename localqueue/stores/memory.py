@@ -15,7 +15,7 @@ import itertools
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from localqueue._models import (
     Capability,
@@ -55,6 +55,8 @@ __all__ = ["MemoryAttemptStore", "MemoryQueueStore", "backend"]
 OPTIONS: dict[str, Option[Any]] = {"serializer": SERIALIZER_OPTION}
 
 _READY, _INFLIGHT, _DEAD = 0, 1, 2
+
+_E = TypeVar("_E", bound=tuple[Any, ...])  # a heap entry: ready or timer
 
 
 def _check_memory_url(url: StoreURL) -> dict[str, Any]:
@@ -124,6 +126,19 @@ class _Queue:
         self.timers: list[tuple[float, int, str, int]] = []
 
 
+def _live(heap: list[_E], records: dict[str, _Record], at: int) -> list[_E]:
+    """``heap`` without the entries of removed or rescheduled messages, heapified.
+
+    Entries are only dropped lazily when they reach the top, so acks by id and
+    heartbeats would otherwise grow a heap without bound.
+    """
+    kept = [
+        e for e in heap if (live := records.get(e[at])) is not None and live.version == e[at + 1]
+    ]
+    heapq.heapify(kept)
+    return kept
+
+
 class MemoryQueueStore:
     """A queue store held in this process's memory.
 
@@ -170,17 +185,12 @@ class MemoryQueueStore:
         rec.version += 1
         if rec.available_at <= now and rec.state == _READY:
             heapq.heappush(q.ready, (-rec.priority, rec.available_at, rec.seq, rec.id, rec.version))
+            if len(q.ready) > 2 * len(q.records) + 1024:
+                q.ready = _live(q.ready, q.records, 3)
         else:
             heapq.heappush(q.timers, (rec.available_at, rec.seq, rec.id, rec.version))
             if len(q.timers) > 2 * len(q.records) + 1024:
-                # Drop the entries of removed or rescheduled messages (heartbeats leave many).
-                records = q.records
-                q.timers = [
-                    t
-                    for t in q.timers
-                    if (live := records.get(t[2])) is not None and live.version == t[3]
-                ]
-                heapq.heapify(q.timers)
+                q.timers = _live(q.timers, q.records, 2)
 
     def _promote(self, q: _Queue, now: float) -> None:
         timers = q.timers
