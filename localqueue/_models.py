@@ -173,6 +173,38 @@ def build_message(values: dict[str, Any]) -> QueueMessage:
     return message
 
 
+def ready_message(
+    message_id: str,
+    queue: str,
+    payload: bytes,
+    codec: str,
+    created_at: float,
+    available_at: float,
+    priority: int = 0,
+    dedup_key: str | None = None,
+) -> QueueMessage:
+    """The :class:`QueueMessage` a store's ``put`` returns for a message it just stored."""
+    message: QueueMessage = object.__new__(QueueMessage)
+    message.__dict__.update(
+        id=message_id,
+        queue=queue,
+        state=MessageState.READY,
+        payload=payload,
+        codec=codec,
+        attempts=0,
+        created_at=created_at,
+        available_at=available_at,
+        priority=priority,
+        leased_until=None,
+        leased_by=None,
+        lease_token=None,
+        last_error=None,
+        failed_at=None,
+        dedup_key=dedup_key,
+    )
+    return message
+
+
 @dataclass(frozen=True, slots=True)
 class RetryRecord:
     """The persisted retry state of one key."""

@@ -27,7 +27,9 @@ __all__ = [
     "check_error",
     "check_lease",
     "check_lease_timeout",
+    "check_leases",
     "check_limit",
+    "check_message_id",
     "check_message_ids",
     "check_payload",
     "check_priority",
@@ -54,12 +56,19 @@ MAX_ERROR_LENGTH = 8192
 """Recorded errors longer than this are truncated (never rejected)."""
 
 
+# Names already checked skip the regex; every call of every store checks one.
+_valid_names: set[str] = set()
+_VALID_NAMES_KEPT = 1024
+
+
 def check_queue_name(name: object) -> str:
     """Return ``name`` if it is a valid queue name.
 
     Raises:
         InvalidQueueNameError: It is not a string matching :data:`QUEUE_NAME_PATTERN`.
     """
+    if type(name) is str and name in _valid_names:
+        return name
     if not isinstance(name, str):
         raise InvalidQueueNameError(name, "must be a string")
     if QUEUE_NAME_PATTERN.fullmatch(name) is None:
@@ -67,6 +76,8 @@ def check_queue_name(name: object) -> str:
             name,
             "use 1-128 letters, digits, '_', '.', ':' or '-', starting with a letter or digit",
         )
+    if len(_valid_names) < _VALID_NAMES_KEPT:
+        _valid_names.add(name)
     return name
 
 
@@ -172,6 +183,36 @@ def check_purge_target(target: object) -> str:
     if target not in ("ready", "dead", "all"):
         raise ValidationError(f"purge target must be 'ready', 'dead' or 'all', not {target!r}")
     return str(target)
+
+
+def check_message_id(message_id: object) -> str:
+    """Return ``message_id`` if it is a string (an id a store never made is not an error:
+    it names no message)."""
+    if not isinstance(message_id, str):
+        raise ValidationError(f"a message id must be a string, not {type(message_id).__name__}")
+    return message_id
+
+
+def check_leases(leases: object) -> None:
+    """Check the ``(message_id, lease_token or None)`` pairs of ``ack_many``.
+
+    Raises:
+        ValidationError: Not a sequence of such pairs, or more than :data:`MAX_BATCH`.
+    """
+    if isinstance(leases, str | bytes) or not isinstance(leases, Sequence):
+        raise ValidationError("leases must be a sequence of (message_id, lease_token) pairs")
+    if len(leases) > MAX_BATCH:
+        raise ValidationError(f"at most {MAX_BATCH} leases per call, got {len(leases)}")
+    for pair in leases:
+        if (
+            not isinstance(pair, tuple)
+            or len(pair) != 2
+            or not isinstance(pair[0], str)
+            or not (pair[1] is None or isinstance(pair[1], str))
+        ):
+            raise ValidationError(
+                f"each lease must be a (message_id, lease_token or None) tuple, not {pair!r}"
+            )
 
 
 def check_message_ids(message_ids: object) -> list[str]:

@@ -74,7 +74,9 @@ from localqueue.validation import (
     check_error,
     check_lease,
     check_lease_timeout,
+    check_leases,
     check_limit,
+    check_message_id,
     check_message_ids,
     check_purge_target,
     check_put,
@@ -899,6 +901,7 @@ class LMDBQueueStore(_LMDBHandle):
     def ack(self, queue: str, message_id: str, *, lease_token: str | None = None) -> bool:
         """Delete a message in one write transaction."""
         check_queue_name(queue)
+        check_message_id(message_id)
         id_key = _id_key(message_id)
         prefix = _prefix(queue)
 
@@ -916,8 +919,7 @@ class LMDBQueueStore(_LMDBHandle):
     def ack_many(self, queue: str, leases: Sequence[tuple[str, str | None]]) -> int:
         """Delete several messages in one write transaction."""
         check_queue_name(queue)
-        if len(leases) > 0:
-            check_limit(len(leases))
+        check_leases(leases)
         prefix = _prefix(queue)
 
         def ack_many(shared: _Environment, txn: Txn) -> int:
@@ -958,6 +960,7 @@ class LMDBQueueStore(_LMDBHandle):
     ) -> bool:
         """Make a message ready again after ``delay``, in one write transaction."""
         check_queue_name(queue)
+        check_message_id(message_id)
         delay = check_delay(delay)
         error = check_error(error)
         id_key = _id_key(message_id)
@@ -988,6 +991,7 @@ class LMDBQueueStore(_LMDBHandle):
     ) -> bool:
         """Move the end of a held lease to ``lease_timeout`` seconds from now."""
         check_queue_name(queue)
+        check_message_id(message_id)
         lease_timeout = check_lease_timeout(lease_timeout)
         id_key = _id_key(message_id)
         prefix = _prefix(queue)
@@ -1016,6 +1020,7 @@ class LMDBQueueStore(_LMDBHandle):
     ) -> bool:
         """Move a message to dead-letter storage in one write transaction."""
         check_queue_name(queue)
+        check_message_id(message_id)
         error = check_error(error)
         id_key = _id_key(message_id)
         prefix = _prefix(queue)
@@ -1109,6 +1114,7 @@ class LMDBQueueStore(_LMDBHandle):
     def inspect(self, queue: str, message_id: str) -> QueueMessage | None:
         """One message by id."""
         check_queue_name(queue)
+        check_message_id(message_id)
         id_key = _id_key(message_id)
 
         def inspect(shared: _Environment, txn: Txn) -> QueueMessage | None:

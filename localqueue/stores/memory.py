@@ -41,7 +41,10 @@ from localqueue.validation import (
     check_error,
     check_lease,
     check_lease_timeout,
+    check_leases,
     check_limit,
+    check_message_id,
+    check_message_ids,
     check_purge_target,
     check_put,
     check_put_many,
@@ -362,6 +365,7 @@ class MemoryQueueStore:
     def ack(self, queue: str, message_id: str, *, lease_token: str | None = None) -> bool:
         """Delete a message."""
         check_queue_name(queue)
+        check_message_id(message_id)
         with self._lock:
             q = self._queue(queue)
             rec = q.records.get(message_id)
@@ -373,8 +377,7 @@ class MemoryQueueStore:
     def ack_many(self, queue: str, leases: Sequence[tuple[str, str | None]]) -> int:
         """Delete several messages atomically."""
         check_queue_name(queue)
-        if len(leases) > 0:
-            check_limit(len(leases))
+        check_leases(leases)
         with self._lock:
             q = self._queue(queue)
             acked = 0
@@ -396,6 +399,7 @@ class MemoryQueueStore:
     ) -> bool:
         """Make a message ready again after ``delay``."""
         check_queue_name(queue)
+        check_message_id(message_id)
         delay = check_delay(delay)
         error = check_error(error)
         with self._lock:
@@ -418,6 +422,7 @@ class MemoryQueueStore:
     ) -> bool:
         """Move the end of a held lease to ``lease_timeout`` seconds from now."""
         check_queue_name(queue)
+        check_message_id(message_id)
         lease_timeout = check_lease_timeout(lease_timeout)
         with self._lock:
             q = self._queue(queue)
@@ -439,6 +444,7 @@ class MemoryQueueStore:
     ) -> bool:
         """Move a message to dead-letter storage."""
         check_queue_name(queue)
+        check_message_id(message_id)
         error = check_error(error)
         with self._lock:
             q = self._queue(queue)
@@ -455,14 +461,15 @@ class MemoryQueueStore:
     def requeue_dead(self, queue: str, message_ids: Sequence[str] | None = None) -> int:
         """Return dead letters to the ready state."""
         check_queue_name(queue)
+        ids = None if message_ids is None else check_message_ids(message_ids)
         with self._lock:
             q = self._queue(queue)
             now = self._clock()
-            if message_ids is None:
+            if ids is None:
                 targets = [r for r in q.records.values() if r.state == _DEAD]
                 targets.sort(key=lambda r: (r.failed_at or 0.0, r.seq))
             else:
-                found = (q.records.get(i) for i in dict.fromkeys(message_ids))
+                found = (q.records.get(i) for i in dict.fromkeys(ids))
                 targets = [r for r in found if r is not None and r.state == _DEAD]
             for rec in targets:
                 rec.state = _READY
@@ -507,6 +514,7 @@ class MemoryQueueStore:
     def inspect(self, queue: str, message_id: str) -> QueueMessage | None:
         """One message by id."""
         check_queue_name(queue)
+        check_message_id(message_id)
         with self._lock:
             q = self._queue(queue)
             rec = q.records.get(message_id)

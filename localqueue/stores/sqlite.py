@@ -21,13 +21,19 @@ Layout choices that keep the hot paths to one statement each:
 * ``put`` is a single ``INSERT`` whose message is built client-side, a
   single-message ``lease`` is a single ``UPDATE ... RETURNING`` and ``ack`` a
   single ``DELETE``; no reclaim scans, no read-backs.
+* A message id is its rowid and a random nonce (``{seq:016x}{nonce:016x}``),
+  so no index on ids is written with every commit and an id lookup is a
+  rowid lookup; the nonce keeps an old id from matching a later message that
+  reuses a deleted rowid.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
+import random
 import sqlite3
 import threading
 import time
@@ -42,6 +48,7 @@ from localqueue._models import (
     QueueStats,
     RetryRecord,
     build_message,
+    ready_message,
 )
 from localqueue.errors import (
     AttemptStoreLockedError,
@@ -56,14 +63,16 @@ from localqueue.errors import (
 from localqueue.protocols import Clock, PurgeTarget
 from localqueue.registry import ClassBackend
 from localqueue.serializers import DEFAULT_SERIALIZER, Serializer, get_serializer
-from localqueue.stores._common import SERIALIZER_OPTION, new_message_id, new_message_ids
+from localqueue.stores._common import SERIALIZER_OPTION
 from localqueue.urls import Option, StoreURL
 from localqueue.validation import (
     check_delay,
     check_error,
     check_lease,
     check_lease_timeout,
+    check_leases,
     check_limit,
+    check_message_id,
     check_message_ids,
     check_purge_target,
     check_put,
@@ -110,7 +119,7 @@ _READY, _INFLIGHT, _DEAD = 0, 1, 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
     seq          INTEGER PRIMARY KEY,
-    id           TEXT    NOT NULL UNIQUE,
+    nonce        INTEGER NOT NULL,
     queue        TEXT    NOT NULL,
     state        INTEGER NOT NULL DEFAULT 0,
     priority     INTEGER NOT NULL DEFAULT 0,
@@ -147,19 +156,25 @@ _OUR_TABLES = ("messages", "retry_records")
 # -- SQL of the queue store ----------------------------------------------------
 
 _COLUMNS = (
-    "id, state, priority, available_at, created_at, attempts, leased_by, "
+    "seq, nonce, state, priority, available_at, created_at, attempts, leased_by, "
     "last_error, failed_at, dedup_key, codec, payload"
 )
 _PUT = (
-    "INSERT INTO messages (id, queue, priority, available_at, created_at, codec, payload) "
+    "INSERT INTO messages (nonce, queue, priority, available_at, created_at, codec, payload) "
     "VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 _PUT_DEDUP = (
     "INSERT INTO messages "
-    "(id, queue, priority, available_at, created_at, codec, payload, dedup_key) "
+    "(nonce, queue, priority, available_at, created_at, codec, payload, dedup_key) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (queue, dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING"
 )
+_PUT_SEQ = (
+    "INSERT INTO messages "
+    "(seq, nonce, queue, priority, available_at, created_at, codec, payload) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_MAX_SEQ = "SELECT coalesce(max(seq), 0) FROM messages"
 _BY_DEDUP = f"SELECT {_COLUMNS} FROM messages WHERE queue = ? AND dedup_key = ?"
 _NEXT = (
     "SELECT {cols} FROM messages WHERE queue = ?1 AND state < 2 AND available_at <= ?2 "
@@ -180,34 +195,32 @@ _LEASE_SEQS = (
     _LEASE_SET + "WHERE seq IN (SELECT value FROM json_each(?6)) "
     f"RETURNING seq, lease_token, {_COLUMNS}"
 )
-_ACK = "DELETE FROM messages WHERE id = ?1 AND queue = ?2 AND (?3 IS NULL OR lease_token = ?3)"
+# Statements on one message take its rowid and nonce as ?1 and ?2, its queue as ?3.
+_BY_ID = "seq = ?1 AND nonce = ?2 AND queue = ?3"
+_ACK = f"DELETE FROM messages WHERE {_BY_ID} AND (?4 IS NULL OR lease_token = ?4)"
 _RELEASE = (
-    "UPDATE messages SET state = 0, available_at = ?3, lease_token = NULL, "
-    "last_error = coalesce(?5, last_error), "
-    "failed_at = CASE WHEN ?5 IS NULL THEN failed_at ELSE ?6 END "
-    "WHERE id = ?1 AND queue = ?2 AND state < 2 AND (?4 IS NULL OR lease_token = ?4)"
+    "UPDATE messages SET state = 0, available_at = ?4, lease_token = NULL, "
+    "last_error = coalesce(?6, last_error), "
+    "failed_at = CASE WHEN ?6 IS NULL THEN failed_at ELSE ?7 END "
+    f"WHERE {_BY_ID} AND state < 2 AND (?5 IS NULL OR lease_token = ?5)"
 )
-_EXTEND = (
-    "UPDATE messages SET available_at = ?3 "
-    "WHERE id = ?1 AND queue = ?2 AND state = 1 AND lease_token = ?4"
-)
+_EXTEND = f"UPDATE messages SET available_at = ?4 WHERE {_BY_ID} AND state = 1 AND lease_token = ?5"
 _DEAD_LETTER = (
-    "UPDATE messages SET state = 2, lease_token = NULL, last_error = ?4, failed_at = ?5 "
-    "WHERE id = ?1 AND queue = ?2 AND state < 2 AND (?3 IS NULL OR lease_token = ?3)"
+    "UPDATE messages SET state = 2, lease_token = NULL, last_error = ?5, failed_at = ?6 "
+    f"WHERE {_BY_ID} AND state < 2 AND (?4 IS NULL OR lease_token = ?4)"
 )
 _REQUEUE_ALL = (
     "UPDATE messages SET state = 0, attempts = 0, available_at = ?2 WHERE queue = ?1 AND state = 2"
 )
 _REQUEUE_ONE = (
-    "UPDATE messages SET state = 0, attempts = 0, available_at = ?3 "
-    "WHERE id = ?1 AND queue = ?2 AND state = 2"
+    f"UPDATE messages SET state = 0, attempts = 0, available_at = ?4 WHERE {_BY_ID} AND state = 2"
 )
 _PURGE_READY = (
     "DELETE FROM messages WHERE queue = ? AND state < 2 AND (state = 0 OR available_at <= ?)"
 )
 _PURGE_DEAD = "DELETE FROM messages WHERE queue = ? AND state = 2"
 _PURGE_NOT_DEAD = "DELETE FROM messages WHERE queue = ? AND state < 2"
-_INSPECT = f"SELECT {_COLUMNS} FROM messages WHERE id = ? AND queue = ?"
+_INSPECT = f"SELECT {_COLUMNS} FROM messages WHERE {_BY_ID}"
 _DEAD_LETTERS = (
     f"SELECT {_COLUMNS} FROM messages WHERE queue = ? AND state = 2 ORDER BY failed_at, seq LIMIT ?"
 )
@@ -261,16 +274,21 @@ _RESET = "DELETE FROM retry_records WHERE key = ?"
 class _Hub:
     """Wakes this process's waiters on a file when any of its stores writes to it."""
 
-    __slots__ = ("__weakref__", "changed", "generation")
+    __slots__ = ("__weakref__", "changed", "generation", "waiters")
 
     def __init__(self) -> None:
         self.changed = threading.Condition(threading.Lock())
         self.generation = 0
+        self.waiters = 0
 
     def notify(self) -> None:
-        with self.changed:
-            self.generation += 1
-            self.changed.notify_all()
+        # Writers skip the lock while nobody waits, which is most of the time. A
+        # waiter counts itself before it first reads the database, so a write
+        # that finds no waiter was committed before that read and is seen by it.
+        if self.waiters:
+            with self.changed:
+                self.generation += 1
+                self.changed.notify_all()
 
 
 # One hub per database file in this process (keyed by real path), shared by
@@ -478,9 +496,41 @@ class _Database:
 # -- the queue store -----------------------------------------------------------
 
 
+_INT64: Final = 2**63  # one past SQLite's largest integer
+
+
+def _format_id(seq: int, nonce: int) -> str:
+    return f"{seq:016x}{nonce:016x}"
+
+
+def _parse_id(message_id: str) -> tuple[int, int]:
+    """The rowid and nonce of an id; ``(-1, -1)``, which matches no row, for any
+    string this store did not make."""
+    if len(message_id) == 32:
+        try:
+            seq, nonce = int(message_id[:16], 16), int(message_id[16:], 16)
+        except ValueError:
+            return -1, -1
+        # int() also takes signs, "0x" and "_": only the canonical spelling names a message.
+        if seq < _INT64 and nonce < _INT64 and _format_id(seq, nonce) == message_id:
+            return seq, nonce
+    return -1, -1
+
+
+# 63 bits, as SQLite integers are signed. The nonce only tells a reused rowid
+# apart, so it need not be secret; random reseeds itself in forked children.
+_new_nonce = functools.partial(random.getrandbits, 63)
+
+
+def _new_nonces(count: int) -> list[int]:
+    bits = random.getrandbits
+    return [bits(63) for _ in range(count)]
+
+
 def _message(queue: str, row: Sequence[Any], now: float, token: str | None = None) -> QueueMessage:
     (
-        message_id,
+        seq,
+        nonce,
         state,
         priority,
         available_at,
@@ -502,7 +552,7 @@ def _message(queue: str, row: Sequence[Any], now: float, token: str | None = Non
     # float(): RETURNING hands back whole-number REAL values as int.
     return build_message(
         {
-            "id": message_id,
+            "id": _format_id(seq, nonce),
             "queue": queue,
             "state": effective,
             "payload": payload,
@@ -602,39 +652,32 @@ class SQLiteQueueStore:
     ) -> QueueMessage:
         """Store one message (see :meth:`localqueue.protocols.QueueStore.put`)."""
         delay = check_put(queue, payload, delay, priority, dedup_key)
-        message_id = new_message_id()
+        nonce = _new_nonce()
         clock = self._clock
 
-        def insert(conn: sqlite3.Connection) -> tuple[float, Sequence[Any] | None]:
+        def insert(conn: sqlite3.Connection) -> tuple[float, int, Sequence[Any] | None]:
             now = clock()
             if dedup_key is None:
-                conn.execute(_PUT, (message_id, queue, priority, now + delay, now, codec, payload))
-                return now, None
+                cursor = conn.execute(
+                    _PUT, (nonce, queue, priority, now + delay, now, codec, payload)
+                )
+                return now, cursor.lastrowid or 0, None
             with self._db.transaction(conn):
                 cursor = conn.execute(
                     _PUT_DEDUP,
-                    (message_id, queue, priority, now + delay, now, codec, payload, dedup_key),
+                    (nonce, queue, priority, now + delay, now, codec, payload, dedup_key),
                 )
                 if cursor.rowcount:
-                    return now, None
+                    return now, cursor.lastrowid or 0, None
                 existing = conn.execute(_BY_DEDUP, (queue, dedup_key)).fetchall()
-                return now, existing[0] if existing else None
+                return now, 0, existing[0] if existing else None
 
-        now, existing = self._run(insert)
+        now, seq, existing = self._run(insert)
         if existing is not None:
             return _message(queue, existing, now)
         self._hub.notify()
-        return QueueMessage(
-            id=message_id,
-            queue=queue,
-            state=MessageState.READY,
-            payload=payload,
-            codec=codec,
-            attempts=0,
-            created_at=now,
-            available_at=now + delay,
-            priority=priority,
-            dedup_key=dedup_key,
+        return ready_message(
+            _format_id(seq, nonce), queue, payload, codec, now, now + delay, priority, dedup_key
         )
 
     def put_many(
@@ -651,37 +694,37 @@ class SQLiteQueueStore:
         if not items:
             self._db.check_open()
             return []
-        ids = new_message_ids(len(items))
+        nonces = _new_nonces(len(items))
         clock = self._clock
 
-        def insert(conn: sqlite3.Connection) -> float:
+        def insert(conn: sqlite3.Connection) -> tuple[float, int]:
             now = clock()
             available_at = now + delay
             with self._db.transaction(conn):
+                # Rowids are chosen here, under the write lock, so the ids are known
+                # without reading anything back.
+                first = conn.execute(_MAX_SEQ).fetchone()[0] + 1
                 conn.executemany(
-                    _PUT,
+                    _PUT_SEQ,
                     [
-                        (message_id, queue, priority, available_at, now, codec, payload)
-                        for message_id, payload in zip(ids, items, strict=True)
+                        (seq, nonce, queue, priority, available_at, now, codec, payload)
+                        for seq, nonce, payload in zip(
+                            range(first, first + len(items)), nonces, items, strict=True
+                        )
                     ],
                 )
-            return now
+            return now, first
 
-        now = self._run(insert)
+        now, first = self._run(insert)
         self._hub.notify()
+        available_at = now + delay
         return [
-            QueueMessage(
-                id=message_id,
-                queue=queue,
-                state=MessageState.READY,
-                payload=payload,
-                codec=codec,
-                attempts=0,
-                created_at=now,
-                available_at=now + delay,
-                priority=priority,
+            ready_message(
+                _format_id(seq, nonce), queue, payload, codec, now, available_at, priority
             )
-            for message_id, payload in zip(ids, items, strict=True)
+            for seq, nonce, payload in zip(
+                range(first, first + len(items)), nonces, items, strict=True
+            )
         ]
 
     def lease(
@@ -724,7 +767,8 @@ class SQLiteQueueStore:
     def ack(self, queue: str, message_id: str, *, lease_token: str | None = None) -> bool:
         """Delete a message: one ``DELETE``."""
         check_queue_name(queue)
-        cursor = self._run(lambda conn: conn.execute(_ACK, (message_id, queue, lease_token)))
+        seq, nonce = _parse_id(check_message_id(message_id))
+        cursor = self._run(lambda conn: conn.execute(_ACK, (seq, nonce, queue, lease_token)))
         return bool(cursor.rowcount)
 
     def ack_many(self, queue: str, leases: Sequence[tuple[str, str | None]]) -> int:
@@ -733,8 +777,8 @@ class SQLiteQueueStore:
         if len(leases) == 0:
             self._db.check_open()
             return 0
-        check_limit(len(leases))
-        params = [(message_id, queue, token) for message_id, token in leases]
+        check_leases(leases)
+        params = [(*_parse_id(message_id), queue, token) for message_id, token in leases]
 
         def delete(conn: sqlite3.Connection) -> int:
             with self._db.transaction(conn):
@@ -753,13 +797,14 @@ class SQLiteQueueStore:
     ) -> bool:
         """Make a message ready again after ``delay``."""
         check_queue_name(queue)
+        seq, nonce = _parse_id(check_message_id(message_id))
         delay = check_delay(delay)
         error = check_error(error)
         clock = self._clock
 
         def update(conn: sqlite3.Connection) -> int:
             now = clock()
-            params = (message_id, queue, now + delay, lease_token, error, now)
+            params = (seq, nonce, queue, now + delay, lease_token, error, now)
             return conn.execute(_RELEASE, params).rowcount
 
         released = bool(self._run(update))
@@ -772,11 +817,12 @@ class SQLiteQueueStore:
     ) -> bool:
         """Move the end of a held lease to ``lease_timeout`` seconds from now."""
         check_queue_name(queue)
+        seq, nonce = _parse_id(check_message_id(message_id))
         lease_timeout = check_lease_timeout(lease_timeout)
         clock = self._clock
 
         def update(conn: sqlite3.Connection) -> int:
-            params = (message_id, queue, clock() + lease_timeout, lease_token)
+            params = (seq, nonce, queue, clock() + lease_timeout, lease_token)
             return conn.execute(_EXTEND, params).rowcount
 
         return bool(self._run(update))
@@ -791,11 +837,12 @@ class SQLiteQueueStore:
     ) -> bool:
         """Move a message to dead-letter storage."""
         check_queue_name(queue)
+        seq, nonce = _parse_id(check_message_id(message_id))
         error = check_error(error)
         clock = self._clock
 
         def update(conn: sqlite3.Connection) -> int:
-            params = (message_id, queue, lease_token, error, clock())
+            params = (seq, nonce, queue, lease_token, error, clock())
             return conn.execute(_DEAD_LETTER, params).rowcount
 
         return bool(self._run(update))
@@ -814,7 +861,8 @@ class SQLiteQueueStore:
             if ids is None:
                 return conn.execute(_REQUEUE_ALL, (queue, now)).rowcount
             with self._db.transaction(conn):
-                return conn.executemany(_REQUEUE_ONE, [(i, queue, now) for i in ids]).rowcount
+                params = [(*_parse_id(i), queue, now) for i in ids]
+                return conn.executemany(_REQUEUE_ONE, params).rowcount
 
         requeued = self._run(update)
         if requeued:
@@ -856,10 +904,11 @@ class SQLiteQueueStore:
     def inspect(self, queue: str, message_id: str) -> QueueMessage | None:
         """One message by id, in any state."""
         check_queue_name(queue)
+        seq, nonce = _parse_id(check_message_id(message_id))
         clock = self._clock
 
         def select(conn: sqlite3.Connection) -> tuple[float, Sequence[Any] | None]:
-            rows = conn.execute(_INSPECT, (message_id, queue)).fetchall()
+            rows = conn.execute(_INSPECT, (seq, nonce, queue)).fetchall()
             return clock(), rows[0] if rows else None
 
         now, row = self._run(select)
@@ -902,12 +951,13 @@ class SQLiteQueueStore:
                 if row[0] != "ok"
             ]
             bad_rows = conn.execute(
-                "SELECT id, queue FROM messages WHERE state NOT IN (0, 1, 2) "
+                "SELECT seq, nonce, queue FROM messages WHERE state NOT IN (0, 1, 2) "
                 "OR payload IS NULL OR codec IS NULL OR attempts < 0 "
                 "OR (state = 1 AND lease_token IS NULL AND attempts = 0)"
             )
             problems += [
-                f"{queue}: message {mid} has an impossible state" for mid, queue in bad_rows
+                f"{queue}: message {_format_id(seq, nonce)} has an impossible state"
+                for seq, nonce, queue in bad_rows
             ]
             return problems
 
@@ -925,7 +975,16 @@ class SQLiteQueueStore:
         timeout = check_timeout(timeout)
         hub = self._hub
         with hub.changed:
+            hub.waiters += 1
             generation = hub.generation
+        try:
+            self._wait(queue, timeout, generation)
+        finally:
+            with hub.changed:
+                hub.waiters -= 1
+
+    def _wait(self, queue: str, timeout: float, generation: int) -> None:
+        hub = self._hub
         clock = self._clock
 
         def look(conn: sqlite3.Connection) -> tuple[float, float | None, int]:

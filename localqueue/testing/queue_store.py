@@ -647,6 +647,56 @@ class BadInputSuite(QueueStoreCase):
                 call()
         assert self.snapshot(store) == before
 
+    @pytest.mark.parametrize("message_id", [None, 42, b"id", ["id"]])
+    def test_non_string_message_ids_are_rejected(self, store: QueueStore, message_id: Any) -> None:
+        self.put(store, b"keep")
+        m = self.lease_one(store)
+        before = self.snapshot(store)
+        calls: list[Callable[[], object]] = [
+            lambda: store.ack(Q, message_id),
+            lambda: store.ack_many(Q, [(message_id, None)]),
+            lambda: store.release(Q, message_id),
+            lambda: store.extend(Q, message_id, lease_token="t", lease_timeout=1),
+            lambda: store.dead_letter(Q, message_id),
+            lambda: store.requeue_dead(Q, [message_id]),
+            lambda: store.inspect(Q, message_id),
+        ]
+        for call in calls:
+            with pytest.raises(ValidationError):
+                call()
+        assert self.snapshot(store) == before
+        assert store.ack(Q, m.id, lease_token=m.lease_token)
+
+    @pytest.mark.parametrize(
+        "leases",
+        ["id", [("id",)], [("id", None, None)], [["id", None]], [("id", 7)], [None]],
+        ids=["string", "one-item", "three-items", "list-pair", "int-token", "none"],
+    )
+    def test_malformed_ack_many_leases_ack_nothing(self, store: QueueStore, leases: Any) -> None:
+        m = self.put(store, b"keep")
+        before = self.snapshot(store)
+        with pytest.raises(ValidationError):
+            # The valid pair first: a rejected batch must not half-apply.
+            store.ack_many(Q, [(m.id, None), *leases] if isinstance(leases, list) else leases)
+        assert self.snapshot(store) == before
+
+    @pytest.mark.parametrize(
+        "message_id", ["", "0" * 32, "f" * 32, "x" * 32, " " + "0" * 31, "0x" + "0" * 30]
+    )
+    def test_unknown_ids_name_no_message(self, store: QueueStore, message_id: str) -> None:
+        self.put(store, b"keep")
+        m = self.lease_one(store)
+        before = self.snapshot(store)
+        assert store.ack(Q, message_id) is False
+        assert store.ack_many(Q, [(message_id, None)]) == 0
+        assert store.release(Q, message_id) is False
+        assert store.extend(Q, message_id, lease_token="t", lease_timeout=1) is False
+        assert store.dead_letter(Q, message_id) is False
+        assert store.requeue_dead(Q, [message_id]) == 0
+        assert store.inspect(Q, message_id) is None
+        assert self.snapshot(store) == before
+        assert store.ack(Q, m.id, lease_token=m.lease_token)
+
     @pytest.mark.parametrize("delay", [-1, -0.001, math.nan, math.inf, "5", None, True])
     def test_bad_delays(self, store: QueueStore, delay: Any) -> None:
         m = self.put(store, b"keep")

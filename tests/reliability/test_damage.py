@@ -160,7 +160,7 @@ def test_sqlite_integrity_check_reports_an_impossible_row(tmp_path: Path) -> Non
     assert isinstance(queue.store, IntegrityCheckable)
     assert queue.store.check_integrity() == []
     conn = sqlite3.connect(data_file("sqlite", tmp_path))
-    conn.execute("UPDATE messages SET state = 7 WHERE id = ?", (bad,))
+    conn.execute("UPDATE messages SET state = 7 WHERE seq = ?", (int(bad[:16], 16),))
     conn.commit()
     conn.close()
     problems = queue.store.check_integrity()

@@ -34,7 +34,9 @@ from localqueue.validation import (
     check_error,
     check_lease,
     check_lease_timeout,
+    check_leases,
     check_limit,
+    check_message_id,
     check_message_ids,
     check_purge_target,
     check_put,
@@ -387,6 +389,7 @@ class PostgresQueueStore:
     def ack(self, queue: str, message_id: str, *, lease_token: str | None = None) -> bool:
         """Delete a message."""
         check_queue_name(queue)
+        check_message_id(message_id)
         params = {"queue": queue, "id": message_id, "token": lease_token}
         return self._session.run(lambda conn: _count(conn, self._sql.ack, params)) > 0
 
@@ -396,7 +399,7 @@ class PostgresQueueStore:
         self._session.check_open()
         if len(leases) == 0:
             return 0
-        check_limit(len(leases))
+        check_leases(leases)
         params = {
             "queue": queue,
             "ids": [message_id for message_id, _ in leases],
@@ -415,6 +418,7 @@ class PostgresQueueStore:
     ) -> bool:
         """Make a message ready again after ``delay``, notifying waiters."""
         check_queue_name(queue)
+        check_message_id(message_id)
         delay = check_delay(delay)
         error = check_error(error)
         params = {
@@ -433,6 +437,7 @@ class PostgresQueueStore:
     ) -> bool:
         """Move the end of a held lease to ``lease_timeout`` seconds from now."""
         check_queue_name(queue)
+        check_message_id(message_id)
         lease_timeout = check_lease_timeout(lease_timeout)
         params = {
             "queue": queue,
@@ -452,6 +457,7 @@ class PostgresQueueStore:
     ) -> bool:
         """Move a message to dead-letter storage."""
         check_queue_name(queue)
+        check_message_id(message_id)
         error = check_error(error)
         params = {"queue": queue, "id": message_id, "token": lease_token, "error": error}
         return self._session.run(lambda conn: _count(conn, self._sql.dead_letter, params)) > 0
@@ -484,6 +490,7 @@ class PostgresQueueStore:
     def inspect(self, queue: str, message_id: str) -> QueueMessage | None:
         """One message by id."""
         check_queue_name(queue)
+        check_message_id(message_id)
         params = {"queue": queue, "id": message_id}
         rows = self._session.run(lambda conn: _rows(conn, self._sql.inspect, params))
         return _message(queue, rows[0]) if rows else None

@@ -37,7 +37,9 @@ from localqueue.validation import (
     check_error,
     check_lease,
     check_lease_timeout,
+    check_leases,
     check_limit,
+    check_message_id,
     check_message_ids,
     check_purge_target,
     check_put,
@@ -377,7 +379,7 @@ class RedisQueueStore(_RedisStore):
         if len(leases) == 0:
             self._check_open()
             return 0
-        check_limit(len(leases))
+        check_leases(leases)
         args: list[str] = []
         for message_id, token in leases:
             args += [message_id, _token_arg(token)]
@@ -394,6 +396,7 @@ class RedisQueueStore(_RedisStore):
     ) -> bool:
         """Make a message ready again after ``delay``."""
         check_queue_name(queue)
+        check_message_id(message_id)
         delay = check_delay(delay)
         error = check_error(error)
         reply = self._run(
@@ -411,6 +414,7 @@ class RedisQueueStore(_RedisStore):
     ) -> bool:
         """Move the end of a held lease to ``lease_timeout`` seconds from now."""
         check_queue_name(queue)
+        check_message_id(message_id)
         lease_timeout = check_lease_timeout(lease_timeout)
         reply = self._run("extend", self._qb(queue), message_id, lease_token, repr(lease_timeout))
         return bool(reply)
@@ -425,6 +429,7 @@ class RedisQueueStore(_RedisStore):
     ) -> bool:
         """Move a message to dead-letter storage."""
         check_queue_name(queue)
+        check_message_id(message_id)
         error = check_error(error)
         reply = self._run(
             "dead_letter", self._qb(queue), message_id, _token_arg(lease_token), _error_arg(error)
@@ -457,6 +462,7 @@ class RedisQueueStore(_RedisStore):
     def inspect(self, queue: str, message_id: str) -> QueueMessage | None:
         """One message by id."""
         check_queue_name(queue)
+        check_message_id(message_id)
         now, flat = self._run("inspect", self._qb(queue), message_id)
         return self._message(queue, flat, float(now)) if flat else None
 
