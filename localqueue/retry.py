@@ -215,6 +215,13 @@ class _PersistentMixin(BaseRetrying):
     _store: AttemptStore | None
     _owns_store: bool
     clear_on_success: bool
+    # Workers set _defer_first: a key with no record runs its first attempt
+    # without writing, and the attempt is recorded only if it fails (_owed),
+    # so a first-try success costs no store writes. A worker counts an
+    # unrecorded first attempt whose process died from the message's deliveries.
+    _defer_first: bool = False
+    _lazy: bool = False
+    _owed: bool = False
 
     def __init__(
         self,
@@ -376,6 +383,11 @@ class _PersistentMixin(BaseRetrying):
         state.start_time = self._start_time_for(record)
 
     def _begin_attempt(self, store: AttemptStore, key: str, state: RetryCallState) -> None:
+        if self._lazy:
+            self._lazy, self._owed = False, True
+            state.attempt_number = 1
+            self.statistics["attempt_number"] = 1
+            return
         record = store.begin_attempt(key)
         # The store's count is authoritative (another process may share the key).
         state.attempt_number = record.attempts
@@ -395,11 +407,20 @@ class _PersistentMixin(BaseRetrying):
     ) -> None:
         """Record how the call ended: success, budget spent, or a failure not retried."""
         if stopped:
+            self._pay_owed(store, key)
             store.record_failure(key, self._outcome_error(state), exhausted=True)
         elif state.outcome is not None and state.outcome.failed:
             pass  # recorded as soon as the attempt failed
+        elif self._owed:
+            self._owed = False  # a deferred first attempt succeeded: nothing was written
         elif self.clear_on_success:
             store.reset(key)
+
+    def _pay_owed(self, store: AttemptStore, key: str) -> None:
+        """Write the deferred first attempt, before anything is recorded about it."""
+        if self._owed:
+            self._owed = False
+            store.begin_attempt(key)
 
     def _finish(self, store: AttemptStore, key: str, state: RetryCallState) -> None:
         self._after_final(store, key, state, bool(self.iter_state.stop_run_result))
@@ -407,12 +428,14 @@ class _PersistentMixin(BaseRetrying):
     def _result_rejected(self, store: AttemptStore, key: str, state: RetryCallState) -> None:
         """Record a retry caused by a result (``retry_if_result``) rather than an error."""
         if state.outcome is not None and not state.outcome.failed:
+            self._pay_owed(store, key)
             store.record_failure(key, self._outcome_error(state))
 
     def _attempt_raised(self, store: AttemptStore, key: str, state: RetryCallState) -> None:
         """Set the current exception as the attempt's outcome and persist it."""
         state.set_exception(sys.exc_info())  # type: ignore[arg-type]
         # Recorded before Tenacity's callbacks run, so they see it persisted.
+        self._pay_owed(store, key)
         store.record_failure(key, self._outcome_error(state))
 
     def _record_to_continue(self, store: AttemptStore, key: str) -> RetryRecord | None:
@@ -420,6 +443,7 @@ class _PersistentMixin(BaseRetrying):
         record = store.get_record(key)
         if record is not None and record.exhausted:
             raise PersistentRetryExhausted(key, record.attempts, record.last_error)
+        self._lazy, self._owed = self._defer_first and record is None, False
         return record
 
 

@@ -14,7 +14,11 @@ Each message is processed by the rules of :mod:`localqueue.worker` (retry
 keyed by message id, ack, dead letter or release). The worker adds:
 
 * **concurrency**: ``concurrency`` threads for a sync handler, or as many
-  asyncio tasks for a coroutine handler, each leasing one message at a time;
+  asyncio tasks for a coroutine handler;
+* **batching** (threads): messages are leased in batches sized to about
+  50 ms of handler work (one at a time for slow handlers), and successes are
+  acked in batches; a buffered message whose lease has run a third short is
+  released instead of started;
 * **heartbeats** that extend a message's lease while its handler runs;
 * **graceful shutdown**: SIGINT or SIGTERM (or :meth:`Worker.stop`) lets the
   in-flight messages finish and be acked; a message waiting between retries is
@@ -27,6 +31,8 @@ keyed by message id, ack, dead letter or release). The worker adds:
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import inspect
 import logging
 import os
@@ -34,12 +40,14 @@ import signal
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
-from localqueue.errors import StoreLockedError, ValidationError
+from localqueue._models import QueueMessage
+from localqueue.errors import LeaseLostError, StoreLockedError, ValidationError
 from localqueue.queue import PersistentQueue
 from localqueue.validation import check_timeout, check_worker_id
 from localqueue.worker import (
@@ -59,6 +67,12 @@ logger = logging.getLogger("localqueue.runner")
 _WAIT_SLICE = 0.5
 # Upper bound on one slice of an interruptible retry sleep.
 _SLEEP_SLICE = 0.1
+# A lease batch holds about this many seconds of handler work...
+_PREFETCH_WINDOW = 0.05
+# ... and at most this many messages; acks are flushed in batches of at most
+_PREFETCH_MAX = 100
+# ... this many, or once the oldest pending ack is this old.
+_ACK_MAX_AGE = 0.02
 
 
 def default_worker_id() -> str:
@@ -130,9 +144,16 @@ class Worker:
         self.is_async = inspect.iscoroutinefunction(handler)
         self._stopping = threading.Event()
         self._lock = threading.Lock()
+        self._acks_due = threading.Condition(self._lock)
         self._stats = WorkerStats()
         self._started = 0
         self._errors: list[BaseException] = []
+        # Thread mode: leased messages not yet started, with the monotonic time
+        # their lease ends; successes not yet acked; mean handler seconds.
+        self._buffer: deque[tuple[QueueMessage, float]] = deque()
+        self._pending: list[tuple[QueueMessage, MessageOutcome]] = []
+        self._pending_since = 0.0
+        self._handler_seconds: float | None = None
 
     def __repr__(self) -> str:
         return f"Worker({self.queue!r}, worker_id={self.worker_id!r})"
@@ -175,6 +196,8 @@ class Worker:
         self._stats = WorkerStats()
         self._started = 0
         self._errors = []
+        self._buffer.clear()
+        self._pending = []
         restore = self._install_signal_handlers()
         logger.info(
             "worker %s consuming %s (concurrency %d)",
@@ -226,15 +249,19 @@ class Worker:
         return restore
 
     def _claim_slot(self, max_messages: int | None) -> bool:
-        with self._lock:
-            if max_messages is not None and self._started >= max_messages:
-                return False
-            self._started += 1
-            return True
+        return self._claim_slots(1, max_messages) == 1
 
-    def _unclaim_slot(self) -> None:
+    def _claim_slots(self, wanted: int, max_messages: int | None) -> int:
         with self._lock:
-            self._started -= 1
+            granted = wanted
+            if max_messages is not None:
+                granted = max(0, min(wanted, max_messages - self._started))
+            self._started += granted
+            return granted
+
+    def _unclaim_slot(self, count: int = 1) -> None:
+        with self._lock:
+            self._started -= count
 
     def _record(self, outcome: MessageOutcome) -> None:
         with self._lock:
@@ -255,9 +282,9 @@ class Worker:
             self._errors.append(exc)
         self.stop()
 
-    def _lease(self, wait: bool) -> list[Any]:
+    def _lease(self, wait: bool, n: int = 1) -> list[QueueMessage]:
         return self.queue.get_messages(
-            1,
+            n,
             block=wait,
             timeout=_WAIT_SLICE,
             leased_by=self.worker_id,
@@ -283,38 +310,186 @@ class Worker:
             )
             for n in range(self.concurrency)
         ]
+        consumers_done = threading.Event()
+        acker = threading.Thread(
+            target=self._ack_loop, args=(consumers_done,), name="localqueue-acker", daemon=True
+        )
+        acker.start()
         for thread in threads:
             thread.start()
-        for thread in threads:
-            # Join in slices so the main thread keeps running signal handlers.
-            while thread.is_alive():
-                thread.join(0.2)
+        try:
+            for thread in threads:
+                # Join in slices so the main thread keeps running signal handlers.
+                while thread.is_alive():
+                    thread.join(0.2)
+        finally:
+            consumers_done.set()
+            with self._acks_due:
+                self._acks_due.notify_all()
+            while acker.is_alive():
+                acker.join(0.2)
+
+    def _ack_loop(self, consumers_done: threading.Event) -> None:
+        """Flush pending acks at most ``_ACK_MAX_AGE`` after they were queued.
+
+        Consumers flush full batches themselves; this catches the rest, e.g.
+        the successes queued just before a handler that runs for minutes, whose
+        leases would otherwise expire unacked.
+        """
+        try:
+            while not consumers_done.is_set():
+                with self._acks_due:
+                    if not self._pending:
+                        self._acks_due.wait()
+                        continue
+                    delay = self._pending_since + _ACK_MAX_AGE - time.monotonic()
+                    if delay > 0:
+                        self._acks_due.wait(delay)
+                        continue
+                self._flush_acks()
+        except BaseException as exc:
+            self._fail(exc)
 
     def _consume(self, until_empty: bool, block: bool, max_messages: int | None) -> None:
         try:
-            while not self._stopping.is_set():
-                if not self._claim_slot(max_messages):
-                    return
-                try:
-                    leased = self._lease(block and not until_empty)
-                except StoreLockedError as exc:
-                    self._unclaim_slot()
-                    logger.warning("store locked, retrying: %s", exc)
-                    self._stopping.wait(self.poll_interval)
-                    continue
-                if not leased:
-                    self._unclaim_slot()
-                    if until_empty:
-                        return
-                    if not block:
-                        self._stopping.wait(self.poll_interval)
-                    continue
+            while True:
+                message = self._next_message(until_empty, block, max_messages)
+                if message is None:
+                    break
+                started = time.monotonic()
                 outcome, _ = _process(
-                    self.queue, leased[0], self.handler, self.config, sleep=self._sleep
+                    self.queue,
+                    message,
+                    self.handler,
+                    self.config,
+                    sleep=self._sleep,
+                    defer_ack=True,
                 )
-                self._record(outcome)
+                self._observe(time.monotonic() - started)
+                if outcome.status == "acked":
+                    self._ack_later(message, outcome)
+                else:
+                    self._record(outcome)
         except BaseException as exc:
             self._fail(exc)
+        finally:
+            try:
+                self._flush_acks()
+            except BaseException as exc:
+                self._fail(exc)
+
+    def _batch_size(self) -> int:
+        seconds = self._handler_seconds
+        if seconds is None:
+            return 1  # no handler timed yet: it may be slow
+        return max(1, min(_PREFETCH_MAX, int(_PREFETCH_WINDOW / max(seconds, 1e-6))))
+
+    def _observe(self, seconds: float) -> None:
+        with self._lock:
+            mean = self._handler_seconds
+            # A moving mean that follows a handler turning slow within a few messages.
+            self._handler_seconds = seconds if mean is None else 0.7 * mean + 0.3 * seconds
+
+    def _next_message(
+        self, until_empty: bool, block: bool, max_messages: int | None
+    ) -> QueueMessage | None:
+        """The next message to process: buffered, or from a new lease batch.
+
+        ``None`` once the run should end. Buffered messages are processed even
+        while stopping (the batch is a few milliseconds of work), so none is
+        handed back unstarted.
+        """
+        while True:
+            with self._lock:
+                entry = self._buffer.popleft() if self._buffer else None
+            if entry is not None:
+                message, lease_ends = entry
+                lease = self.config.lease_timeout or self.queue.lease_timeout
+                if lease_ends - time.monotonic() > lease * 2 / 3:
+                    return message
+                self._hand_back(message)
+                continue
+            if self._stopping.is_set():
+                return None
+            self._flush_acks()
+            wanted = self._claim_slots(self._batch_size(), max_messages)
+            if wanted == 0:
+                return None
+            leased_at = time.monotonic()
+            try:
+                leased = self._lease(block and not until_empty, wanted)
+            except StoreLockedError as exc:
+                self._unclaim_slot(wanted)
+                logger.warning("store locked, retrying: %s", exc)
+                self._stopping.wait(self.poll_interval)
+                continue
+            except BaseException:
+                self._unclaim_slot(wanted)
+                raise
+            if len(leased) < wanted:
+                self._unclaim_slot(wanted - len(leased))
+            if not leased:
+                if until_empty:
+                    return None
+                if not block:
+                    self._stopping.wait(self.poll_interval)
+                continue
+            lease_ends = leased_at + (self.config.lease_timeout or self.queue.lease_timeout)
+            with self._lock:
+                self._buffer.extend((m, lease_ends) for m in leased[1:])
+            return leased[0]
+
+    def _hand_back(self, message: QueueMessage) -> None:
+        """Release a buffered message whose lease is too short to start it on."""
+        self._unclaim_slot()
+        # A lease already lost is deliverable again anyway.
+        with contextlib.suppress(LeaseLostError):
+            self.queue.release(message, missing_ok=True)
+
+    def _ack_later(self, message: QueueMessage, outcome: MessageOutcome) -> None:
+        with self._lock:
+            if not self._pending:
+                self._pending_since = time.monotonic()
+                self._acks_due.notify_all()
+            self._pending.append((message, outcome))
+            due = len(self._pending) >= _PREFETCH_MAX or not self._buffer
+        if due:
+            self._flush_acks()
+
+    def _flush_acks(self) -> None:
+        """Ack the pending successes in one call, then report them."""
+        with self._lock:
+            batch, self._pending = self._pending, []
+        if not batch:
+            return
+        messages = [message for message, _ in batch]
+        acked = self.queue.ack_many(messages)
+        lost: set[str] = set()
+        if acked != len(messages):
+            # Some leases were lost (expired and taken by another worker, or
+            # settled by an operator): those still stored are not ours to ack.
+            store, name = self.queue.store, self.queue.name
+            lost = {m.id for m in messages if store.inspect(name, m.id) is not None}
+        for message, done in batch:
+            outcome = done
+            if message.id in lost:
+                logger.warning(
+                    "message %s finished but its lease was lost; it will be delivered again",
+                    message.id,
+                    extra={"queue": message.queue, "message_id": message.id},
+                )
+                outcome = dataclasses.replace(outcome, status="lease_lost")
+            else:
+                logger.info(
+                    "acked message %s",
+                    message.id,
+                    extra={
+                        "queue": message.queue,
+                        "message_id": message.id,
+                        "attempts": outcome.attempts,
+                    },
+                )
+            self._record(outcome)
 
     # -- tasks, for coroutine handlers ------------------------------------------
 

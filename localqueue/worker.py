@@ -347,10 +347,24 @@ class _Processor:
         return options
 
     def fresh_budget(self, store: AttemptStore, message: QueueMessage) -> None:
-        # First delivery since put or requeue_dead (which resets attempts):
-        # whatever a key of that id recorded before belongs to an earlier life.
+        record = store.get_record(message.id)
         if message.attempts == 1:
-            store.reset(message.id)
+            # First delivery since put or requeue_dead (which resets attempts):
+            # whatever a key of that id recorded before belongs to an earlier life.
+            if record is not None:
+                store.reset(message.id)
+        elif record is None:
+            # Earlier deliveries left no record: each ran (at most) a first attempt,
+            # which is written only once it fails, and its worker stopped or died
+            # before an outcome. Count them, so a message that kills its worker
+            # still spends its budget.
+            for _ in range(message.attempts - 1):
+                store.begin_attempt(message.id)
+            store.record_failure(
+                message.id,
+                f"{message.attempts - 1} earlier deliveries ended without an outcome "
+                "(the worker stopped or died)",
+            )
 
     def attempts(self, store: AttemptStore, message: QueueMessage) -> int:
         record = store.get_record(message.id)
@@ -371,7 +385,12 @@ class _Processor:
         self.queue.dead_letter(message, error=exc, missing_ok=True)
         return MessageOutcome(message.id, "dead_lettered", 0, format_error(exc))
 
-    def succeeded(self, message: QueueMessage, result: Any, attempts: int) -> MessageOutcome:
+    def succeeded(
+        self, message: QueueMessage, result: Any, attempts: int, *, defer_ack: bool = False
+    ) -> MessageOutcome:
+        if defer_ack:
+            # The caller acks it, batched with others, and logs it then.
+            return MessageOutcome(message.id, "acked", attempts, None, result)
         try:
             self.queue.ack(message)
         except LeaseLostError:
@@ -419,11 +438,16 @@ def _process(
     args: tuple[Any, ...] = (),
     kwargs: dict[str, Any] | None = None,
     sleep: Callable[[float], None] | None = None,
+    defer_ack: bool = False,
 ) -> tuple[MessageOutcome, BaseException | None]:
     """Run ``handler`` on one leased message and settle it; returns the outcome and the
-    handler's final error (``None`` on success)."""
+    handler's final error (``None`` on success).
+
+    With ``defer_ack`` a success is returned as ``acked`` without acking: the
+    caller must ack it (and report a lost lease)."""
     steps = _Processor(queue, config)
     retrying = PersistentRetrying(**steps.retrying_options(message, sleep))
+    retrying._defer_first = True
     store = retrying.store
     steps.fresh_budget(store, message)
     try:
@@ -440,7 +464,9 @@ def _process(
         except BaseException as exc:
             steps.interrupted(message, format_error(exc))
             raise
-    return steps.succeeded(message, result, steps.attempts_made(retrying)), None
+    return steps.succeeded(
+        message, result, steps.attempts_made(retrying), defer_ack=defer_ack
+    ), None
 
 
 async def _process_async(
@@ -455,6 +481,7 @@ async def _process_async(
     """The async twin of :func:`_process`."""
     steps = _Processor(queue, config)
     retrying = PersistentAsyncRetrying(**steps.retrying_options(message, sleep))
+    retrying._defer_first = True
     store = retrying.store
     steps.fresh_budget(store, message)
     try:

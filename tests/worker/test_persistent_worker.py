@@ -275,3 +275,28 @@ def test_config_rejects_bad_values() -> None:
         PersistentWorkerConfig(max_tries=2, stop=tenacity.stop_after_attempt(2))
     with pytest.raises(ValueError, match="delay"):
         PersistentWorkerConfig(release_delay=-1)
+
+
+def test_a_first_attempt_whose_worker_vanished_still_counts(
+    queue: PersistentQueue, config: PersistentWorkerConfig, attempt_store: AttemptStore
+) -> None:
+    # A worker leases the message and dies in its first attempt before anything
+    # is recorded (first attempts are written only once they fail): the lease
+    # expires and the next worker must count that attempt.
+    message = queue.put("job")
+    assert queue.get_message(block=False, lease_timeout=0.05).id == message.id
+    time.sleep(0.1)
+    calls: list[str] = []
+
+    @persistent_worker(queue, config=config)
+    def handle(value: str) -> None:
+        calls.append(value)
+        raise ConnectionError("down")
+
+    with pytest.raises(ConnectionError):
+        handle()
+    assert len(calls) == 2  # max_tries=3, one spent by the vanished worker
+    record = attempt_store.get_record(message.id)
+    assert record is not None
+    assert (record.attempts, record.exhausted) == (3, True)
+    assert queue.stats().dead == 1

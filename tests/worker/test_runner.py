@@ -222,3 +222,111 @@ def test_bad_arguments_are_rejected(jobs: PersistentQueue) -> None:
         Worker(jobs, print, concurrency=0)
     with pytest.raises(ValueError, match="max_messages"):
         Worker(jobs, print, handle_signals=False).run(max_messages=0)
+
+
+class CountingAttemptStore:
+    """Wraps an attempt store and counts its writes (the layer above is what is tested)."""
+
+    def __init__(self, inner: AttemptStore) -> None:
+        self.inner = inner
+        self.writes: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self.inner, name)
+        if name in ("begin_attempt", "record_failure", "reset"):
+
+            def counted(*args: Any, **kwargs: Any) -> Any:
+                self.writes.append(name)
+                return attribute(*args, **kwargs)
+
+            return counted
+        return attribute
+
+
+def test_first_try_successes_write_no_retry_state(
+    jobs: PersistentQueue, attempt_store: AttemptStore
+) -> None:
+    counting = CountingAttemptStore(attempt_store)
+    jobs.put_many(range(50))
+    config = PersistentWorkerConfig(store=counting, max_tries=3, sleep=no_sleep)  # type: ignore[arg-type]
+    stats = Worker(jobs, lambda n: n, config=config, handle_signals=False).run(until_empty=True)
+    assert stats.acked == 50
+    assert counting.writes == []
+    assert jobs.stats().total == 0
+
+
+def test_fast_handlers_are_leased_and_acked_in_batches_yet_each_runs_once(
+    jobs: PersistentQueue, config: PersistentWorkerConfig
+) -> None:
+    jobs.put_many(range(500))
+    seen: list[int] = []
+    lock = threading.Lock()
+
+    def handle(n: int) -> int:
+        with lock:
+            seen.append(n)
+        return n
+
+    worker = Worker(jobs, handle, config=config, concurrency=3, keep_outcomes=True)
+    stats = worker.run(until_empty=True)
+    assert sorted(seen) == list(range(500))
+    assert stats.acked == 500
+    assert sorted(o.result for o in stats.outcomes) == list(range(500))
+    assert jobs.stats().total == 0
+
+
+def test_max_messages_bounds_a_batched_run(
+    jobs: PersistentQueue, config: PersistentWorkerConfig
+) -> None:
+    jobs.put_many(range(300))
+    stats = Worker(jobs, lambda n: n, config=config).run(until_empty=True, max_messages=120)
+    assert stats.acked == 120
+    assert jobs.stats().as_dict()["ready"] == 180
+
+
+def test_a_buffered_message_whose_lease_ran_short_is_released_not_started(
+    jobs: PersistentQueue, config: PersistentWorkerConfig
+) -> None:
+    # Fast handlers grow the lease batch; then one turns slow for longer than the
+    # lease, so the rest of its batch expires in the buffer and a rival takes it.
+    # Started anyway, those messages would run twice.
+    lease = 0.6
+    jobs.put_many(range(40))
+    calls: list[int] = []
+    taken: list[int] = []
+    slow_started = threading.Event()
+    slow_done = threading.Event()
+
+    def handle(n: int) -> None:
+        calls.append(n)
+        if len(calls) == 10:
+            slow_started.set()
+            time.sleep(lease * 1.5)
+            slow_done.set()
+
+    def rival() -> None:
+        slow_started.wait(WAIT)
+        while not slow_done.is_set():
+            for message in jobs.get_messages(100, lease_timeout=WAIT):
+                taken.append(message.value)
+                jobs.ack(message)
+            time.sleep(0.02)
+
+    rival_thread = threading.Thread(target=rival)
+    rival_thread.start()
+    worker = Worker(
+        jobs,
+        handle,
+        config=config.replace(lease_timeout=lease, heartbeat_interval=lease / 5),
+        handle_signals=False,
+    )
+    try:
+        stats = worker.run(until_empty=True)
+    finally:
+        slow_done.set()
+        rival_thread.join(WAIT)
+    assert taken, "the rival should have taken the expired buffered messages"
+    assert set(calls).isdisjoint(taken)
+    assert sorted(calls + taken) == list(range(40))
+    assert (stats.acked, stats.lease_lost) == (len(calls), 0)
+    assert jobs.stats().total == 0
