@@ -34,6 +34,7 @@ import functools
 import json
 import os
 import random
+import re
 import sqlite3
 import threading
 import time
@@ -496,25 +497,20 @@ class _Database:
 # -- the queue store -----------------------------------------------------------
 
 
-_INT64: Final = 2**63  # one past SQLite's largest integer
+# Exactly what _format_id writes: two 16-digit lowercase hex numbers below 2**63.
+_ID_PATTERN: Final = re.compile(r"[0-7][0-9a-f]{15}[0-7][0-9a-f]{15}")
 
 
 def _format_id(seq: int, nonce: int) -> str:
-    return f"{seq:016x}{nonce:016x}"
+    return "%016x%016x" % (seq, nonce)  # noqa: UP031 - measurably faster here
 
 
 def _parse_id(message_id: str) -> tuple[int, int]:
     """The rowid and nonce of an id; ``(-1, -1)``, which matches no row, for any
     string this store did not make."""
-    if len(message_id) == 32:
-        try:
-            seq, nonce = int(message_id[:16], 16), int(message_id[16:], 16)
-        except ValueError:
-            return -1, -1
-        # int() also takes signs, "0x" and "_": only the canonical spelling names a message.
-        if seq < _INT64 and nonce < _INT64 and _format_id(seq, nonce) == message_id:
-            return seq, nonce
-    return -1, -1
+    if _ID_PATTERN.fullmatch(message_id) is None:
+        return -1, -1
+    return int(message_id[:16], 16), int(message_id[16:], 16)
 
 
 # 63 bits, as SQLite integers are signed. The nonce only tells a reused rowid
