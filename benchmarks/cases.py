@@ -51,10 +51,12 @@ class Sizes:
     memory_messages: int
     idle_seconds: float
     """How long the producer/consumer run waits without progress before giving up."""
+    depths: tuple[int, ...] = (1_000, 1_000_000)
+    """Queue depths get+ack is measured at."""
 
 
 FULL = Sizes(5_000, 50_000, 5_000, 200, 1_000_000, 10.0)
-QUICK = Sizes(60, 600, 60, 5, 1_500, 3.0)
+QUICK = Sizes(60, 600, 60, 5, 1_500, 3.0, (100, 2_000))
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ Every row states its durability (SQLite ``synchronous`` NORMAL/FULL, LMDB
 sync/nosync) and is compared with the raw sqlite3/lmdb loop doing the same
 writes at the same setting. Then: 1 producer + 2 consumer processes per engine
 counting lost and duplicated messages, blocking-get wake-up latency, and a
-consumer's memory growth.
+consumer's memory growth, and get+ack with a thousand versus a million
+messages queued.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_stores import DURABILITY_NOTES, TARGETS, unavailable_reason
 from cases import FULL, QUICK, SQLITE_LEVELS, Sizes, build_cases
 from end_to_end import (
+    depth_get_ack,
     latency_cross_process,
     latency_same_process,
     memory_growth,
@@ -183,6 +185,29 @@ def report(results: list[Result], env: dict[str, Any], skipped: list[str]) -> No
         ["engine", "operation", "durability", "msgs/s", "vs raw", "notes"],
         rows,
     )
+    deep = [r for r in results if r.section == "depth"]
+    if deep:
+        shallow = {
+            r.engine + r.durability: r.median
+            for r in deep
+            if r.extra["depth"] == min(d.extra["depth"] for d in deep)
+        }
+        print_table(
+            f"get+ack by queue depth, msgs/s, median of {env['runs']} runs",
+            ["engine", "durability", "queued", "msgs/s", "vs shallowest"],
+            [
+                [
+                    r.engine,
+                    _durability_label(r.engine, r.durability),
+                    f"{r.extra['depth']:,}",
+                    _fmt_rate(r.median),
+                    f"{r.median / first:.0%}"
+                    if r.median and (first := shallow.get(r.engine + r.durability))
+                    else "",
+                ]
+                for r in deep
+            ],
+        )
     mp = [r for r in results if r.section == "multi-process"]
     if mp:
         print_table(
@@ -265,6 +290,7 @@ def run(args: argparse.Namespace) -> list[Result]:
             sizes.latency_samples,
             sizes.memory_messages,
             sizes.idle_seconds,
+            sizes.depths,
         )
     only = set(args.only.split(",")) if args.only else None
     payload = b"x" * args.payload_size
@@ -298,6 +324,8 @@ def run(args: argparse.Namespace) -> list[Result]:
                     _record(results, row, None, f"{type(exc).__name__}: {exc}")
                 finally:
                     shutil.rmtree(workdir, ignore_errors=True)
+            if not args.skip_depth:
+                _run_depth(results, run_dir, sizes, args, only)
             if not args.skip_multi_process:
                 _run_multi_process(results, run_dir, sizes, args, only)
         finally:
@@ -366,6 +394,37 @@ def _run_multi_process(
         finally:
             if target is not None:
                 target.cleanup(spec.location)
+
+
+DEPTH_TARGETS = ("sqlite-normal", "lmdb-sync")
+"""The configurations get+ack is measured at several depths on (the targets name SQLite)."""
+
+
+def _run_depth(
+    results: dict[str, Result],
+    run_dir: Path,
+    sizes: Sizes,
+    args: argparse.Namespace,
+    only: set[str] | None,
+) -> None:
+    for target in TARGETS:
+        engine = f"localqueue {target.scheme}"
+        if target.label not in DEPTH_TARGETS or unavailable_reason(target):
+            continue
+        if only is not None and not any(w in engine for w in only):
+            continue
+        for depth in sizes.depths:
+            print(f"[depth] {engine} ({target.durability}) {depth:,} queued", file=sys.stderr)
+            row = Result("depth", engine, f"get+ack at {depth:,}", target.durability, "msgs/s")
+            workdir = _mkdir(run_dir, f"{target.label}-depth-{depth}")
+            try:
+                rate = depth_get_ack(target, depth, sizes.single, args.payload_size, workdir)
+                kept = _record(results, row, rate)
+                kept.extra["depth"] = depth
+            except Exception as exc:
+                _record(results, row, None, f"{type(exc).__name__}: {exc}")
+            finally:
+                shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _run_latency(
@@ -462,6 +521,7 @@ def main(argv: list[str] | None = None) -> int:
         default=Path(tempfile.gettempdir()),
         help="where databases are created (its disk decides fsync cost)",
     )
+    parser.add_argument("--skip-depth", action="store_true")
     parser.add_argument("--skip-multi-process", action="store_true")
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")

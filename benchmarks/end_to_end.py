@@ -28,6 +28,7 @@ from processes import (
 )
 
 __all__ = [
+    "depth_get_ack",
     "latency_cross_process",
     "latency_same_process",
     "memory_growth",
@@ -223,3 +224,27 @@ def memory_growth(target: StoreTarget, count: int, size: int, workdir: Path) -> 
             proc.join()
         target.cleanup(url)
     return start_rss, end_rss
+
+
+def depth_get_ack(target: StoreTarget, depth: int, count: int, size: int, workdir: Path) -> float:
+    """get+ack msgs/s with ``depth`` messages queued; an untimed put after each keeps the depth."""
+    from localqueue import PersistentQueue
+
+    url = target.url(workdir, "msgpack")
+    texts = bodies(min(depth, 1_000), size)
+    queue = PersistentQueue("depth", url)
+    try:
+        for first in range(0, depth, len(texts)):
+            queue.put_many(texts[: min(len(texts), depth - first)])
+        timed = 0.0
+        for number in range(count):
+            queue.put(texts[number % len(texts)])
+            start = time.perf_counter()
+            message = queue.get_message(block=False)
+            _ = message.value
+            queue.ack(message)
+            timed += time.perf_counter() - start
+        return count / timed
+    finally:
+        queue.close()
+        target.cleanup(url)

@@ -69,8 +69,22 @@ class QueueStats:
         }
 
 
+class _decoded(cached_property[Any]):
+    """``cached_property`` without the per-instance lock Python 3.11 takes on first access.
+
+    A value is immutable and decoding it twice in a race is harmless; the lock
+    cost as much as decoding a small payload.
+    """
+
+    def __get__(self, instance: Any, owner: type[Any] | None = None) -> Any:
+        if instance is None:
+            return self
+        value = instance.__dict__[self.attrname] = self.func(instance)
+        return value
+
+
 # build_message fills instances' __dict__ directly: keep this class free of
-# __post_init__ and __slots__ (cached_property needs the __dict__ anyway).
+# __post_init__ and __slots__ (the cached value needs the __dict__ anyway).
 @dataclass(frozen=True)
 class QueueMessage:
     """One stored message, as a store returns it.
@@ -112,7 +126,7 @@ class QueueMessage:
     dedup_key: str | None = None
     """Deduplication key given at ``put``, if any."""
 
-    @cached_property
+    @_decoded
     def value(self) -> Any:
         """The decoded value.
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -31,9 +32,6 @@ from localqueue.registry import ClassBackend
 from localqueue.serializers import DEFAULT_SERIALIZER, Serializer, get_serializer
 from localqueue.stores._common import (
     SERIALIZER_OPTION,
-    new_lease_token,
-    new_message_id,
-    new_message_ids,
 )
 from localqueue.urls import Option, StoreURL
 from localqueue.validation import (
@@ -165,6 +163,14 @@ class MemoryQueueStore:
         self._changed = threading.Condition(self._lock)
         self._seq = itertools.count()
         self._closed = False
+        # Ids and lease tokens only need to be unique, not secret, in one process:
+        # a random per-store prefix and counters cost far less than urandom calls.
+        self._id_prefix = os.urandom(8).hex()
+        self._ids = itertools.count()
+        self._tokens = itertools.count(int.from_bytes(os.urandom(6)))
+
+    def _new_id(self) -> str:
+        return "%s%016x" % (self._id_prefix, next(self._ids))  # noqa: UP031
 
     @classmethod
     def from_url(cls, url: StoreURL, *, clock: Clock | None = None) -> Self:
@@ -295,7 +301,7 @@ class MemoryQueueStore:
             now = self._clock()
             if dedup_key is not None and dedup_key in q.dedup:
                 return self._message(queue, q.records[q.dedup[dedup_key]], now)
-            rec = self._new(q, new_message_id(), payload, codec, now, delay, priority, dedup_key)
+            rec = self._new(q, self._new_id(), payload, codec, now, delay, priority, dedup_key)
             self._changed.notify_all()
             return self._message(queue, rec, now)
 
@@ -315,7 +321,9 @@ class MemoryQueueStore:
             now = self._clock()
             recs = [
                 self._new(q, message_id, p, codec, now, delay, priority, None)
-                for message_id, p in zip(new_message_ids(len(items)), items, strict=True)
+                for message_id, p in zip(
+                    [self._new_id() for _ in items], items, strict=True
+                )
             ]
             if recs:
                 self._changed.notify_all()
@@ -344,7 +352,7 @@ class MemoryQueueStore:
                 rec.attempts += 1
                 rec.available_at = now + lease_timeout
                 rec.leased_by = leased_by
-                rec.token = new_lease_token()
+                rec.token = "%016x" % next(self._tokens)  # noqa: UP031 - the fastest spelling
                 self._schedule(q, rec, now)
                 leased.append(self._message(queue, rec, now, rec.token))
         return leased
