@@ -111,8 +111,9 @@ class Worker:
         poll_interval: Seconds between checks for a message with ``block=False``.
         handle_signals: Install SIGINT/SIGTERM handlers during :meth:`run`
             (only ever in the main thread).
-        on_outcome: Called (from a worker thread or task) with each
-            :class:`~localqueue.worker.MessageOutcome`, e.g. to print it.
+        on_outcome: Called with each :class:`~localqueue.worker.MessageOutcome`, e.g. to
+            print it: from a worker thread, the acking thread (acked outcomes are
+            reported once their batch is acked) or the event loop.
         keep_outcomes: Keep every outcome in :attr:`WorkerStats.outcomes`.
     """
 
