@@ -295,6 +295,8 @@ def run(args: argparse.Namespace) -> list[Result]:
     only = set(args.only.split(",")) if args.only else None
     payload = b"x" * args.payload_size
     cases, skipped = build_cases(sizes, payload, only)
+    if args.skip_single:
+        cases = []
     results: dict[str, Result] = {}
     env = environment(args, sizes)
     for run_index in range(args.runs):
@@ -521,6 +523,7 @@ def main(argv: list[str] | None = None) -> int:
         default=Path(tempfile.gettempdir()),
         help="where databases are created (its disk decides fsync cost)",
     )
+    parser.add_argument("--skip-single", action="store_true")
     parser.add_argument("--skip-depth", action="store_true")
     parser.add_argument("--skip-multi-process", action="store_true")
     parser.add_argument("--skip-latency", action="store_true")

@@ -125,6 +125,8 @@ def run_multi_process(
         "duplicated": sum(1 for c in acked.values() if c > 1),
         "extra_deliveries": sum(c - 1 for c in acked.values() if c > 1),
         "exit_codes": [proc.exitcode for proc in procs],
+        "producer_s": max(0.0, done_at.value - start),
+        "total_s": max(0.0, end - start),
     }
 
 

@@ -69,7 +69,7 @@ class QueueStats:
         }
 
 
-class _decoded(cached_property[Any]):
+class _CachedValue(cached_property[Any]):
     """``cached_property`` without the per-instance lock Python 3.11 takes on first access.
 
     A value is immutable and decoding it twice in a race is harmless; the lock
@@ -126,7 +126,7 @@ class QueueMessage:
     dedup_key: str | None = None
     """Deduplication key given at ``put``, if any."""
 
-    @_decoded
+    @_CachedValue
     def value(self) -> Any:
         """The decoded value.
 

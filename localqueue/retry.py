@@ -222,6 +222,14 @@ class _PersistentMixin(BaseRetrying):
     _defer_first: bool = False
     _lazy: bool = False
     _owed: bool = False
+    # Workers also pass the record they read (so it is not read twice) and say
+    # when Tenacity has nothing to do around a first attempt (no ``before``
+    # callback; any result accepted): that attempt then runs without Tenacity's
+    # loop, whose bookkeeping costs more than a quick handler. A failure is
+    # handed to the loop as the outcome of attempt 1, as if the loop had run it.
+    _known_record: tuple[RetryRecord | None] | None = None
+    _bare_first: bool = False
+    _any_result: bool = False
 
     def __init__(
         self,
@@ -440,7 +448,10 @@ class _PersistentMixin(BaseRetrying):
 
     def _record_to_continue(self, store: AttemptStore, key: str) -> RetryRecord | None:
         """The key's record before the call, refusing one already exhausted."""
-        record = store.get_record(key)
+        if self._known_record is not None:
+            (record,), self._known_record = self._known_record, None
+        else:
+            record = store.get_record(key)
         if record is not None and record.exhausted:
             raise PersistentRetryExhausted(key, record.attempts, record.last_error)
         self._lazy, self._owed = self._defer_first and record is None, False
@@ -497,6 +508,17 @@ class PersistentRetrying(_PersistentMixin, Retrying):
             if self.stop(self._probe(state, record)):
                 self._exhaust(store, key, record)
             self._continue(state, record)
+        elif self._lazy and self._bare_first:
+            self._begin_attempt(store, key, state)
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException:
+                self._attempt_raised(store, key, state)
+            else:
+                if self._any_result:
+                    self._owed = False  # nothing was written, nothing to clear
+                    return result
+                state.set_result(result)
         while True:
             try:
                 do = self.iter(retry_state=state)

@@ -73,6 +73,8 @@ _PREFETCH_WINDOW = 0.05
 _PREFETCH_MAX = 100
 # ... this many, or once the oldest pending ack is this old.
 _ACK_MAX_AGE = 0.02
+# Pause before leasing again after a lease found fewer messages than it asked for.
+_LINGER = 0.002
 
 
 def default_worker_id() -> str:
@@ -155,6 +157,7 @@ class Worker:
         self._pending: list[tuple[QueueMessage, MessageOutcome]] = []
         self._pending_since = 0.0
         self._handler_seconds: float | None = None
+        self._linger = False
 
     def __repr__(self) -> str:
         return f"Worker({self.queue!r}, worker_id={self.worker_id!r})"
@@ -412,7 +415,9 @@ class Worker:
                 continue
             if self._stopping.is_set():
                 return None
-            self._flush_acks()
+            if self._linger:
+                self._linger = False
+                self._stopping.wait(_LINGER)
             wanted = self._claim_slots(self._batch_size(), max_messages)
             if wanted == 0:
                 return None
@@ -429,7 +434,15 @@ class Worker:
                 raise
             if len(leased) < wanted:
                 self._unclaim_slot(wanted - len(leased))
+                if leased and not until_empty:
+                    # The queue is drained as fast as it fills: let a few messages
+                    # gather before the next lease instead of paying a commit (and
+                    # the producer a lock wait) per message.
+                    self._linger = True
             if not leased:
+                # Idle: settle what is done before waiting (a busy queue leaves acks
+                # to batch across leases, one commit for many).
+                self._flush_acks()
                 if until_empty:
                     return None
                 if not block:
@@ -453,7 +466,7 @@ class Worker:
                 self._pending_since = time.monotonic()
                 self._acks_due.notify_all()
             self._pending.append((message, outcome))
-            due = len(self._pending) >= _PREFETCH_MAX or not self._buffer
+            due = len(self._pending) >= _PREFETCH_MAX
         if due:
             self._flush_acks()
 

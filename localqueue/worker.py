@@ -46,7 +46,7 @@ from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
 
 import tenacity
 
-from localqueue._models import QueueMessage
+from localqueue._models import QueueMessage, RetryRecord
 from localqueue.errors import (
     LeaseLostError,
     LocalQueueError,
@@ -217,6 +217,9 @@ class _LeaseKeeper:
         self._keys = itertools.count()
         self._busy: int | None = None
         self._thread: threading.Thread | None = None
+        # When the keeper thread will next wake by itself: a hold due later
+        # need not wake it (one notify per message costs a thread switch).
+        self._wake_at = 0.0
 
     def hold(
         self, queue: PersistentQueue, message: QueueMessage, lease: float, every: float
@@ -224,13 +227,15 @@ class _LeaseKeeper:
         """Start extending ``message``'s lease every ``every`` seconds; returns a handle."""
         with self._cond:
             key = next(self._keys)
-            self._entries[key] = [time.monotonic() + every, queue, message, lease, every]
+            due = time.monotonic() + every
+            self._entries[key] = [due, queue, message, lease, every]
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(
                     target=self._run, name="localqueue-lease-keeper", daemon=True
                 )
                 self._thread.start()
-            self._cond.notify_all()
+            if due < self._wake_at:
+                self._cond.notify_all()
             return key
 
     def drop(self, key: int) -> None:
@@ -245,13 +250,16 @@ class _LeaseKeeper:
             with self._cond:
                 while True:
                     if not self._entries:
+                        self._wake_at = float("inf")
                         self._cond.wait()
                         continue
                     key, entry = min(self._entries.items(), key=lambda item: item[1][0])
                     delay = entry[0] - time.monotonic()
                     if delay <= 0:
                         break
+                    self._wake_at = entry[0]
                     self._cond.wait(delay)
+                self._wake_at = 0.0
                 self._busy = key
                 entry[0] = time.monotonic() + entry[4]
             keep = False
@@ -346,25 +354,43 @@ class _Processor:
         options["key"] = message.id
         return options
 
-    def fresh_budget(self, store: AttemptStore, message: QueueMessage) -> None:
+    def fresh_budget(self, store: AttemptStore, message: QueueMessage) -> RetryRecord | None:
+        """Clear or complete the message's retry record; returns the record as it now is."""
         record = store.get_record(message.id)
         if message.attempts == 1:
             # First delivery since put or requeue_dead (which resets attempts):
             # whatever a key of that id recorded before belongs to an earlier life.
             if record is not None:
                 store.reset(message.id)
-        elif record is None:
+            return None
+        if record is None:
             # Earlier deliveries left no record: each ran (at most) a first attempt,
             # which is written only once it fails, and its worker stopped or died
             # before an outcome. Count them, so a message that kills its worker
             # still spends its budget.
             for _ in range(message.attempts - 1):
                 store.begin_attempt(message.id)
-            store.record_failure(
+            record = store.record_failure(
                 message.id,
                 f"{message.attempts - 1} earlier deliveries ended without an outcome "
                 "(the worker stopped or died)",
             )
+        return record
+
+    def prepare(
+        self,
+        retrying: PersistentRetrying | PersistentAsyncRetrying,
+        message: QueueMessage,
+        *,
+        bare_first: bool,
+    ) -> None:
+        """Settle the message's record and tell the retryer what it may skip."""
+        retrying._defer_first = True
+        retrying._known_record = (self.fresh_budget(retrying.store, message),)
+        # Tenacity runs nothing around a first attempt without a ``before``
+        # callback, and the default ``retry`` accepts every result.
+        retrying._bare_first = bare_first and self.config.before is None
+        retrying._any_result = self.config.retry is None
 
     def attempts(self, store: AttemptStore, message: QueueMessage) -> int:
         record = store.get_record(message.id)
@@ -447,9 +473,8 @@ def _process(
     caller must ack it (and report a lost lease)."""
     steps = _Processor(queue, config)
     retrying = PersistentRetrying(**steps.retrying_options(message, sleep))
-    retrying._defer_first = True
     store = retrying.store
-    steps.fresh_budget(store, message)
+    steps.prepare(retrying, message, bare_first=True)
     try:
         value = message.value
     except MessageDecodeError as exc:
@@ -481,9 +506,8 @@ async def _process_async(
     """The async twin of :func:`_process`."""
     steps = _Processor(queue, config)
     retrying = PersistentAsyncRetrying(**steps.retrying_options(message, sleep))
-    retrying._defer_first = True
     store = retrying.store
-    steps.fresh_budget(store, message)
+    steps.prepare(retrying, message, bare_first=False)
     try:
         value = message.value
     except MessageDecodeError as exc:

@@ -321,9 +321,7 @@ class MemoryQueueStore:
             now = self._clock()
             recs = [
                 self._new(q, message_id, p, codec, now, delay, priority, None)
-                for message_id, p in zip(
-                    [self._new_id() for _ in items], items, strict=True
-                )
+                for message_id, p in zip([self._new_id() for _ in items], items, strict=True)
             ]
             if recs:
                 self._changed.notify_all()

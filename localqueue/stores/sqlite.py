@@ -358,7 +358,9 @@ class _Database:
         try:
             conn = sqlite3.connect(
                 self.path,
-                timeout=self.timeout,
+                # No busy handler: SQLite's sleeps at least 1 ms per collision, far
+                # longer than a commit here; run() retries lock contention itself.
+                timeout=0,
                 isolation_level=None,
                 check_same_thread=False,
                 cached_statements=64,
@@ -445,11 +447,13 @@ class _Database:
     def run(self, operation: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``operation`` on the connection under the lock, retrying lock contention.
 
-        SQLite's busy handler already waits up to ``timeout`` inside a call;
-        the loop covers the few cases where SQLite reports contention without
-        waiting (e.g. while another connection recovers the WAL).
+        A call that finds the database locked is retried after a pause that
+        starts at 50 µs and doubles up to 5 ms, for at most ``timeout``
+        seconds: another connection's commit takes tens of microseconds, and
+        SQLite's own busy handler would sleep a whole millisecond or more.
         """
         started = time.monotonic()
+        pause = 0.00005
         while True:
             with self.lock:
                 conn = self.conn
@@ -463,7 +467,8 @@ class _Database:
                         raise error from exc
                     if time.monotonic() - started >= self.timeout:
                         raise error from exc
-            time.sleep(0.001)
+            time.sleep(pause)
+            pause = min(pause * 2, 0.005)
 
     @staticmethod
     @contextlib.contextmanager

@@ -300,3 +300,70 @@ def test_a_first_attempt_whose_worker_vanished_still_counts(
     assert record is not None
     assert (record.attempts, record.exhausted) == (3, True)
     assert queue.stats().dead == 1
+
+
+def test_tenacity_sees_a_failed_first_attempt_as_usual(
+    queue: PersistentQueue, attempt_store: AttemptStore
+) -> None:
+    # The first attempt may run outside Tenacity's loop; its failure must still
+    # reach after, wait, before_sleep and stop exactly as if the loop had run it.
+    queue.put("job")
+    events: list[str] = []
+
+    def handle(value: str) -> str:
+        events.append("call")
+        if events.count("call") == 1:
+            raise ConnectionError("down")
+        return "sent"
+
+    config = PersistentWorkerConfig(
+        store=attempt_store,
+        max_tries=3,
+        wait=tenacity.wait_fixed(7),
+        sleep=lambda seconds: events.append(f"sleep {seconds:g}"),
+        after=lambda state: events.append(f"after {state.attempt_number}"),
+        before_sleep=lambda state: events.append(f"before_sleep {state.attempt_number}"),
+    )
+    assert persistent_worker(queue, config=config)(handle)() == "sent"
+    assert events == ["call", "after 1", "before_sleep 1", "sleep 7", "call"]
+    assert queue.stats().total == 0
+
+
+def test_a_before_callback_and_a_result_predicate_see_the_first_attempt(
+    queue: PersistentQueue, attempt_store: AttemptStore
+) -> None:
+    queue.put("job")
+    before: list[int] = []
+    results = iter([None, "sent"])
+    config = PersistentWorkerConfig(
+        store=attempt_store,
+        max_tries=3,
+        sleep=no_sleep,
+        before=lambda state: before.append(state.attempt_number),
+        retry=tenacity.retry_if_result(lambda result: result is None),
+    )
+    assert persistent_worker(queue, config=config)(lambda value: next(results))() == "sent"
+    assert before == [1, 2]
+    assert queue.stats().total == 0
+
+
+def test_a_first_attempt_error_not_retried_dead_letters_with_that_error(
+    queue: PersistentQueue, attempt_store: AttemptStore
+) -> None:
+    message = queue.put("job")
+    config = PersistentWorkerConfig(
+        store=attempt_store,
+        max_tries=3,
+        sleep=no_sleep,
+        retry=retry_if_exception_type(ConnectionError),
+    )
+
+    @persistent_worker(queue, config=config)
+    def handle(value: str) -> None:
+        raise ValueError("bad job")
+
+    with pytest.raises(ValueError, match="bad job"):
+        handle()
+    dead = queue.inspect(message.id)
+    assert dead.state is MessageState.DEAD
+    assert dead.last_error == "ValueError: bad job"
