@@ -245,7 +245,7 @@ def report(results: list[Result], env: dict[str, Any], skipped: list[str]) -> No
     mem = [r for r in results if r.section == "memory"]
     if mem:
         print_table(
-            "Consumer memory growth (RSS after warm-up -> after all messages)",
+            "Consumer memory growth (anonymous RSS after warm-up -> after all messages)",
             ["engine", "durability", "messages", "start MiB", "end MiB", "growth MiB"],
             [
                 [

@@ -47,12 +47,17 @@ def body_id(text: str) -> int:
 
 
 def rss_kib() -> int:
-    """This process's resident set size in KiB, read from ``/proc/self/status``."""
+    """This process's own resident memory in KiB: ``RssAnon`` from ``/proc/self/status``.
+
+    Not ``VmRSS``: that also counts the pages of memory-mapped database files
+    the process has read (LMDB maps its whole file), which are the OS page
+    cache, shared and reclaimable, not the worker's memory.
+    """
     with open("/proc/self/status", encoding="ascii") as status:
         for line in status:
-            if line.startswith("VmRSS:"):
+            if line.startswith("RssAnon:"):
                 return int(line.split()[1])
-    raise RuntimeError("no VmRSS line in /proc/self/status")
+    raise RuntimeError("no RssAnon line in /proc/self/status")
 
 
 def producer(

@@ -155,13 +155,16 @@ def memory_layers(rounds: int, calls: int) -> None:
         rounds,
         calls,
     )
-    queue.put_many([VALUE] * 20_000)
+    for _ in range(2):
+        queue.put_many([VALUE] * 10_000)
     profile = cProfile.Profile()
     profile.runcall(lambda: [queue_get_ack() for _ in range(20_000)])
     out = io.StringIO()
     pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(12)
     print("\ncProfile of 20,000 PersistentQueue get+ack on the memory store (by own time):")
-    print("\n".join(out.getvalue().splitlines()[6:]))
+    lines = out.getvalue().splitlines()
+    first = next((i for i, line in enumerate(lines) if "ncalls" in line), 0)
+    print("\n".join(lines[first:]))
 
 
 def main(argv: list[str] | None = None) -> int:
