@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from localqueue import PersistentQueue
+from localqueue import PersistentQueue, QueueStore
 from localqueue.stores.memory import MemoryQueueStore
 from localqueue.stores.sqlite import _ACK, _LEASE_ONE, _PUT, SQLiteQueueStore
 
@@ -52,6 +52,19 @@ def interleaved(variants: dict[str, Callable[[], None]], rounds: int, calls: int
             f"  {name.ljust(width)}  median {statistics.median(values):7.1f} µs"
             f"  best {min(values):7.1f} µs"
         )
+
+
+def store_get_ack(store: QueueStore) -> None:
+    """Lease one message straight from a store and ack it."""
+    message = store.lease("store", lease_timeout=30)[0]
+    store.ack("store", message.id, lease_token=message.lease_token)
+
+
+def queue_get_ack(queue: PersistentQueue) -> None:
+    """Lease one message through the queue, decode it and ack it."""
+    message = queue.get_message(block=False)
+    _ = message.value
+    queue.ack(message)
 
 
 def sqlite_layers(workdir: Path, durability: str, rounds: int, calls: int) -> None:
@@ -103,22 +116,13 @@ def sqlite_layers(workdir: Path, durability: str, rounds: int, calls: int) -> No
         ]
         conn.execute(_ACK, (seq, nonce, "sql", token))
 
-    def store_get_ack() -> None:
-        message = store.lease("store", lease_timeout=30)[0]
-        store.ack("store", message.id, lease_token=message.lease_token)
-
-    def queue_get_ack() -> None:
-        message = queue.get_message(block=False)
-        _ = message.value
-        queue.ack(message)
-
     print(f"\nSQLite get+ack, durability={durability} (draining what the puts stored)")
     interleaved(
         {
             "raw loop's UPDATE + DELETE": raw_get_ack,
             "localqueue's UPDATE + DELETE": sql_get_ack,
-            "SQLiteQueueStore.lease + ack": store_get_ack,
-            "PersistentQueue.get_message + ack": queue_get_ack,
+            "SQLiteQueueStore.lease + ack": lambda: store_get_ack(store),
+            "PersistentQueue.get_message + ack": lambda: queue_get_ack(queue),
         },
         rounds,
         calls,
@@ -132,15 +136,6 @@ def memory_layers(rounds: int, calls: int) -> None:
     store = MemoryQueueStore()
     queue = PersistentQueue("layers", store)
 
-    def store_get_ack() -> None:
-        message = store.lease("store", lease_timeout=30)[0]
-        store.ack("store", message.id, lease_token=message.lease_token)
-
-    def queue_get_ack() -> None:
-        message = queue.get_message(block=False)
-        _ = message.value
-        queue.ack(message)
-
     print("\nMemory store")
     interleaved(
         {
@@ -151,14 +146,17 @@ def memory_layers(rounds: int, calls: int) -> None:
         calls,
     )
     interleaved(
-        {"MemoryQueueStore.lease + ack": store_get_ack, "PersistentQueue.get+ack": queue_get_ack},
+        {
+            "MemoryQueueStore.lease + ack": lambda: store_get_ack(store),
+            "PersistentQueue.get+ack": lambda: queue_get_ack(queue),
+        },
         rounds,
         calls,
     )
     for _ in range(2):
         queue.put_many([VALUE] * 10_000)
     profile = cProfile.Profile()
-    profile.runcall(lambda: [queue_get_ack() for _ in range(20_000)])
+    profile.runcall(lambda: [queue_get_ack(queue) for _ in range(20_000)])
     out = io.StringIO()
     pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(12)
     print("\ncProfile of 20,000 PersistentQueue get+ack on the memory store (by own time):")

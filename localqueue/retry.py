@@ -495,6 +495,24 @@ class PersistentRetrying(_PersistentMixin, Retrying):
     def __iter__(self) -> Any:
         raise TypeError("PersistentRetrying cannot be iterated; call it or use it as a decorator")
 
+    def _attempt(
+        self,
+        store: AttemptStore,
+        key: str,
+        state: RetryCallState,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> None:
+        """Count one attempt, run it, and set its outcome on ``state``."""
+        self._begin_attempt(store, key, state)
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException:
+            self._attempt_raised(store, key, state)
+        else:
+            state.set_result(result)
+
     def __call__(self, fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
         """Call ``fn(*args, **kwargs)`` under the key's persistent retry budget."""
         if not self.enabled:
@@ -509,16 +527,11 @@ class PersistentRetrying(_PersistentMixin, Retrying):
                 self._exhaust(store, key, record)
             self._continue(state, record)
         elif self._lazy and self._bare_first:
-            self._begin_attempt(store, key, state)
-            try:
-                result = fn(*args, **kwargs)
-            except BaseException:
-                self._attempt_raised(store, key, state)
-            else:
-                if self._any_result:
-                    self._owed = False  # nothing was written, nothing to clear
-                    return result
-                state.set_result(result)
+            self._attempt(store, key, state, fn, args, kwargs)
+            outcome = state.outcome
+            if self._any_result and outcome is not None and not outcome.failed:
+                self._owed = False  # nothing was written, nothing to clear
+                return cast(R, outcome.result())
         while True:
             try:
                 do = self.iter(retry_state=state)
@@ -527,13 +540,7 @@ class PersistentRetrying(_PersistentMixin, Retrying):
                     self._finish(store, key, state)
                 raise
             if isinstance(do, DoAttempt):
-                self._begin_attempt(store, key, state)
-                try:
-                    result = fn(*args, **kwargs)
-                except BaseException:
-                    self._attempt_raised(store, key, state)
-                else:
-                    state.set_result(result)
+                self._attempt(store, key, state, fn, args, kwargs)
             elif isinstance(do, DoSleep):
                 self._result_rejected(store, key, state)
                 state.prepare_for_next_attempt()

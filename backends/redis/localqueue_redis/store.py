@@ -19,7 +19,14 @@ from typing import Any, Self
 
 import redis
 
-from localqueue._models import Capability, MessageState, QueueMessage, QueueStats, RetryRecord
+from localqueue._models import (
+    Capability,
+    MessageState,
+    QueueMessage,
+    QueueStats,
+    RetryRecord,
+    ready_message,
+)
 from localqueue.errors import (
     AttemptStoreLockedError,
     ConfigurationError,
@@ -280,18 +287,10 @@ class RedisQueueStore(_RedisStore):
         created_at = float(created_raw)
         if existing:
             return [self._message(queue, existing, created_at)]
+        available_at = created_at + delay
         return [
-            QueueMessage(
-                id=message_id,
-                queue=queue,
-                state=MessageState.READY,
-                payload=payload,
-                codec=codec,
-                attempts=0,
-                created_at=created_at,
-                available_at=created_at + delay,
-                priority=priority,
-                dedup_key=dedup_key,
+            ready_message(
+                message_id, queue, payload, codec, created_at, available_at, priority, dedup_key
             )
             for message_id, payload in zip(ids, payloads, strict=True)
         ]
