@@ -28,14 +28,14 @@ import sqlite3
 import statistics
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_stores import DURABILITY_NOTES, TARGETS, unavailable_reason
+from bench_stores import DURABILITY_NOTES, TARGETS, StoreTarget, unavailable_reason
 from cases import FULL, QUICK, SQLITE_LEVELS, Sizes, build_cases
 from end_to_end import (
     depth_get_ack,
@@ -398,6 +398,16 @@ def _run_multi_process(
                 target.cleanup(spec.location)
 
 
+def _localqueue_targets(only: set[str] | None) -> Iterator[tuple[str, StoreTarget]]:
+    """(engine name, target) of each available store ``--only`` lets through."""
+    for target in TARGETS:
+        engine = f"localqueue {target.scheme}"
+        if only is not None and not any(word in engine for word in only):
+            continue
+        if unavailable_reason(target) is None:
+            yield engine, target
+
+
 DEPTH_TARGETS = ("sqlite-normal", "lmdb-sync")
 """The configurations get+ack is measured at several depths on (the targets name SQLite)."""
 
@@ -409,11 +419,8 @@ def _run_depth(
     args: argparse.Namespace,
     only: set[str] | None,
 ) -> None:
-    for target in TARGETS:
-        engine = f"localqueue {target.scheme}"
-        if target.label not in DEPTH_TARGETS or unavailable_reason(target):
-            continue
-        if only is not None and not any(w in engine for w in only):
+    for engine, target in _localqueue_targets(only):
+        if target.label not in DEPTH_TARGETS:
             continue
         for depth in sizes.depths:
             print(f"[depth] {engine} ({target.durability}) {depth:,} queued", file=sys.stderr)
@@ -435,10 +442,7 @@ def _run_latency(
     from localqueue import Capability
     from localqueue.registry import get_backend
 
-    for target in TARGETS:
-        engine = f"localqueue {target.scheme}"
-        if (only is not None and not any(w in engine for w in only)) or unavailable_reason(target):
-            continue
+    for engine, target in _localqueue_targets(only):
         modes: list[tuple[str, Callable[[str, int], list[float]]]] = [
             ("same process", latency_same_process)
         ]
@@ -465,12 +469,9 @@ def _run_memory(
     args: argparse.Namespace,
     only: set[str] | None,
 ) -> None:
-    for target in TARGETS:
-        engine = f"localqueue {target.scheme}"
+    for engine, target in _localqueue_targets(only):
         if target.durability in {"full", "sync"}:
             continue  # the fastest setting moves the most messages per second: the harshest test
-        if (only is not None and not any(w in engine for w in only)) or unavailable_reason(target):
-            continue
         print(f"[memory] {engine} ({target.durability})", file=sys.stderr)
         row = Result(
             "memory", engine, "consume", target.durability, "KiB", note=LOCALQUEUE_CONSUMER
