@@ -775,10 +775,10 @@ class SQLiteQueueStore:
     def ack_many(self, queue: str, leases: Sequence[tuple[str, str | None]]) -> int:
         """Delete several messages in one transaction."""
         check_queue_name(queue)
+        check_leases(leases)
         if len(leases) == 0:
             self._db.check_open()
             return 0
-        check_leases(leases)
         params = [(*_parse_id(message_id), queue, token) for message_id, token in leases]
 
         def delete(conn: sqlite3.Connection) -> int:

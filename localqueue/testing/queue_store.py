@@ -669,8 +669,17 @@ class BadInputSuite(QueueStoreCase):
 
     @pytest.mark.parametrize(
         "leases",
-        ["id", [("id",)], [("id", None, None)], [["id", None]], [("id", 7)], [None]],
-        ids=["string", "one-item", "three-items", "list-pair", "int-token", "none"],
+        ["id", "", None, [("id",)], [("id", None, None)], [["id", None]], [("id", 7)], [None]],
+        ids=[
+            "string",
+            "empty-string",
+            "no-sequence",
+            "one-item",
+            "three-items",
+            "list-pair",
+            "int-token",
+            "none",
+        ],
     )
     def test_malformed_ack_many_leases_ack_nothing(self, store: QueueStore, leases: Any) -> None:
         m = self.put(store, b"keep")

@@ -396,10 +396,10 @@ class PostgresQueueStore:
     def ack_many(self, queue: str, leases: Sequence[tuple[str, str | None]]) -> int:
         """Delete several messages atomically."""
         check_queue_name(queue)
+        check_leases(leases)
         self._session.check_open()
         if len(leases) == 0:
             return 0
-        check_leases(leases)
         params = {
             "queue": queue,
             "ids": [message_id for message_id, _ in leases],

@@ -375,10 +375,10 @@ class RedisQueueStore(_RedisStore):
     def ack_many(self, queue: str, leases: Sequence[tuple[str, str | None]]) -> int:
         """Delete several messages atomically, in one script call."""
         check_queue_name(queue)
+        check_leases(leases)
         if len(leases) == 0:
             self._check_open()
             return 0
-        check_leases(leases)
         args: list[str] = []
         for message_id, token in leases:
             args += [message_id, _token_arg(token)]
