@@ -46,6 +46,7 @@ from localqueue._models import (
     QueueStats,
     RetryRecord,
     build_message,
+    ready_message,
 )
 from localqueue.errors import (
     AttemptStoreLockedError,
@@ -757,7 +758,10 @@ class LMDBQueueStore(_LMDBHandle):
             self._index(shared, txn, prefix, rec, id_key)
             if dedup_key is not None:
                 txn.put(dedup_db_key, id_key, db=shared.dedup)
-            return self._message(rec, message_id, now), True
+            message = ready_message(
+                message_id, queue, payload, codec, now, now + delay, priority, dedup_key
+            )
+            return message, True
 
         message, stored = self._write(put)
         if stored:
@@ -786,23 +790,6 @@ class LMDBQueueStore(_LMDBHandle):
             available_at = now + delay
             head = prefix + _PRIO.pack(inverted) + _U64.pack(_sortable(available_at))
             seq = shared.next_seq(txn, len(items))
-            base: dict[str, Any] = {
-                "id": "",
-                "queue": queue,
-                "state": MessageState.READY,  # delayed is a stats view of READY
-                "payload": b"",
-                "codec": codec,
-                "attempts": 0,
-                "created_at": now,
-                "available_at": available_at,
-                "priority": priority,
-                "leased_until": None,
-                "leased_by": None,
-                "lease_token": None,
-                "last_error": None,
-                "failed_at": None,
-                "dedup_key": None,
-            }
             records: list[tuple[bytes, bytes]] = []
             index: list[tuple[bytes, bytes]] = []
             messages: list[QueueMessage] = []
@@ -812,9 +799,9 @@ class LMDBQueueStore(_LMDBHandle):
                        None, None, codec, payload]  # fmt: skip
                 records.append((id_key, _pack(rec)))
                 index.append((head + _U64.pack(seq), b"\x00" + id_key))
-                fields = base.copy()
-                fields["id"], fields["payload"] = message_id, payload
-                messages.append(build_message(fields))
+                messages.append(
+                    ready_message(message_id, queue, payload, codec, now, available_at, priority)
+                )
                 seq += 1
             txn.cursor(db=shared.messages).putmulti(records)
             txn.cursor(db=shared.ready).putmulti(index)

@@ -25,6 +25,7 @@ from localqueue._models import (
     QueueStats,
     RetryRecord,
     build_message,
+    ready_message,
 )
 from localqueue.errors import ConfigurationError, StoreClosedError
 from localqueue.protocols import Clock, PurgeTarget
@@ -303,7 +304,9 @@ class MemoryQueueStore:
                 return self._message(queue, q.records[q.dedup[dedup_key]], now)
             rec = self._new(q, self._new_id(), payload, codec, now, delay, priority, dedup_key)
             self._changed.notify_all()
-            return self._message(queue, rec, now)
+            return ready_message(
+                rec.id, queue, payload, codec, now, rec.available_at, priority, dedup_key
+            )
 
     def put_many(
         self,
@@ -320,12 +323,14 @@ class MemoryQueueStore:
             q = self._queue(queue)
             now = self._clock()
             recs = [
-                self._new(q, message_id, p, codec, now, delay, priority, None)
-                for message_id, p in zip([self._new_id() for _ in items], items, strict=True)
+                self._new(q, self._new_id(), p, codec, now, delay, priority, None) for p in items
             ]
             if recs:
                 self._changed.notify_all()
-            return [self._message(queue, rec, now) for rec in recs]
+            return [
+                ready_message(rec.id, queue, rec.payload, codec, now, rec.available_at, priority)
+                for rec in recs
+            ]
 
     def lease(
         self,
