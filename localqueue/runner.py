@@ -18,7 +18,7 @@ keyed by message id, ack, dead letter or release). The worker adds:
 * **batching** (threads): messages are leased in batches sized to about
   50 ms of handler work (one at a time for slow handlers), and successes are
   acked in batches; a buffered message whose lease has run a third short is
-  released instead of started;
+  renewed before it starts, or skipped if another consumer has taken it;
 * **heartbeats** that extend a message's lease while its handler runs;
 * **graceful shutdown**: SIGINT or SIGTERM (or :meth:`Worker.stop`) lets the
   in-flight messages finish and be acked; a message waiting between retries is
@@ -31,7 +31,6 @@ keyed by message id, ack, dead letter or release). The worker adds:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import inspect
 import logging
@@ -157,7 +156,8 @@ class Worker:
         self._pending: list[tuple[QueueMessage, MessageOutcome]] = []
         self._pending_since = 0.0
         self._handler_seconds: float | None = None
-        self._linger = False
+        # Per consumer thread: whether its last lease found fewer messages than asked.
+        self._thread_state = threading.local()
 
     def __repr__(self) -> str:
         return f"Worker({self.queue!r}, worker_id={self.worker_id!r})"
@@ -344,7 +344,10 @@ class Worker:
             while not consumers_done.is_set():
                 with self._acks_due:
                     if not self._pending:
-                        self._acks_due.wait()
+                        # Checked under the lock that run() notifies with, so the
+                        # end of the consumers cannot slip in before this wait.
+                        if not consumers_done.is_set():
+                            self._acks_due.wait()
                         continue
                     delay = self._pending_since + _ACK_MAX_AGE - time.monotonic()
                     if delay > 0:
@@ -409,14 +412,13 @@ class Worker:
             if entry is not None:
                 message, lease_ends = entry
                 lease = self.config.lease_timeout or self.queue.lease_timeout
-                if lease_ends - time.monotonic() > lease * 2 / 3:
+                if lease_ends - time.monotonic() > lease * 2 / 3 or self._renew(message):
                     return message
-                self._hand_back(message)
                 continue
             if self._stopping.is_set():
                 return None
-            if self._linger:
-                self._linger = False
+            if getattr(self._thread_state, "linger", False):
+                self._thread_state.linger = False
                 self._stopping.wait(_LINGER)
             wanted = self._claim_slots(self._batch_size(), max_messages)
             if wanted == 0:
@@ -438,7 +440,7 @@ class Worker:
                     # The queue is drained as fast as it fills: let a few messages
                     # gather before the next lease instead of paying a commit (and
                     # the producer a lock wait) per message.
-                    self._linger = True
+                    self._thread_state.linger = True
             if not leased:
                 # Idle: settle what is done before waiting (a busy queue leaves acks
                 # to batch across leases, one commit for many).
@@ -453,12 +455,18 @@ class Worker:
                 self._buffer.extend((m, lease_ends) for m in leased[1:])
             return leased[0]
 
-    def _hand_back(self, message: QueueMessage) -> None:
-        """Release a buffered message whose lease is too short to start it on."""
-        self._unclaim_slot()
-        # A lease already lost is deliverable again anyway.
-        with contextlib.suppress(LeaseLostError):
-            self.queue.release(message, missing_ok=True)
+    def _renew(self, message: QueueMessage) -> bool:
+        """Extend the lease of a buffered message whose lease ran short; ``False`` if lost.
+
+        Renewing, not releasing: a release would leave the lease counted in the
+        message's ``attempts``, which the next worker takes for a spent try.
+        """
+        try:
+            self.queue.extend_lease(message, self.config.lease_timeout or self.queue.lease_timeout)
+        except LeaseLostError:
+            self._unclaim_slot()  # another consumer holds (or settled) it now
+            return False
+        return True
 
     def _ack_later(self, message: QueueMessage, outcome: MessageOutcome) -> None:
         with self._lock:

@@ -284,7 +284,7 @@ def test_max_messages_bounds_a_batched_run(
     assert jobs.stats().as_dict()["ready"] == 180
 
 
-def test_a_buffered_message_whose_lease_ran_short_is_released_not_started(
+def test_a_buffered_message_whose_lease_ran_short_is_renewed_or_left_to_its_taker(
     jobs: PersistentQueue, config: PersistentWorkerConfig
 ) -> None:
     # Fast handlers grow the lease batch; then one turns slow for longer than the
@@ -329,4 +329,30 @@ def test_a_buffered_message_whose_lease_ran_short_is_released_not_started(
     assert set(calls).isdisjoint(taken)
     assert sorted(calls + taken) == list(range(40))
     assert (stats.acked, stats.lease_lost) == (len(calls), 0)
+    assert jobs.stats().total == 0
+
+
+def test_a_buffered_message_renewed_after_a_slow_handler_keeps_its_whole_budget(
+    jobs: PersistentQueue, config: PersistentWorkerConfig
+) -> None:
+    # With max_tries=1 a delivery charged without running would dead-letter the
+    # message unrun: the batch behind the slow handler must run each message once.
+    lease = 0.6
+    jobs.put_many(range(40))
+    calls: list[int] = []
+
+    def handle(n: int) -> None:
+        calls.append(n)
+        if len(calls) == 10:
+            time.sleep(lease / 2)  # past a third of the buffered messages' leases
+
+    worker = Worker(
+        jobs,
+        handle,
+        config=config.replace(max_tries=1, lease_timeout=lease, heartbeat_interval=lease / 5),
+        handle_signals=False,
+    )
+    stats = worker.run(until_empty=True)
+    assert sorted(calls) == list(range(40))
+    assert (stats.acked, stats.dead_lettered) == (40, 0)
     assert jobs.stats().total == 0
