@@ -472,13 +472,14 @@ def _process(
     With ``defer_ack`` a success is returned as ``acked`` without acking: the
     caller must ack it (and report a lost lease)."""
     steps = _Processor(queue, config)
-    retrying = PersistentRetrying(**steps.retrying_options(message, sleep))
-    store = retrying.store
-    steps.prepare(retrying, message, bare_first=True)
     try:
         value = message.value
     except MessageDecodeError as exc:
+        # Before any retry state: an undecodable message is dead-lettered without it.
         return steps.decode_failed(message, exc), exc
+    retrying = PersistentRetrying(**steps.retrying_options(message, sleep))
+    store = retrying.store
+    steps.prepare(retrying, message, bare_first=True)
     with _heartbeat(queue, message, config):
         try:
             result = retrying(handler, value, *args, **(kwargs or {}))
@@ -505,13 +506,14 @@ async def _process_async(
 ) -> tuple[MessageOutcome, BaseException | None]:
     """The async twin of :func:`_process`."""
     steps = _Processor(queue, config)
-    retrying = PersistentAsyncRetrying(**steps.retrying_options(message, sleep))
-    store = retrying.store
-    steps.prepare(retrying, message, bare_first=False)
     try:
         value = message.value
     except MessageDecodeError as exc:
+        # Before any retry state: an undecodable message is dead-lettered without it.
         return steps.decode_failed(message, exc), exc
+    retrying = PersistentAsyncRetrying(**steps.retrying_options(message, sleep))
+    store = retrying.store
+    steps.prepare(retrying, message, bare_first=False)
     with _heartbeat(queue, message, config):
         try:
             result = await retrying(handler, value, *args, **(kwargs or {}))
