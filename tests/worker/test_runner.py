@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -256,11 +257,20 @@ def test_first_try_successes_write_no_retry_state(
 
 
 def test_fast_handlers_are_leased_and_acked_in_batches_yet_each_runs_once(
-    jobs: PersistentQueue, config: PersistentWorkerConfig
+    jobs: PersistentQueue, config: PersistentWorkerConfig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     jobs.put_many(range(500))
     seen: list[int] = []
     lock = threading.Lock()
+    store_calls: Counter[str] = Counter()
+    for name in ("lease", "ack", "ack_many"):
+        original = getattr(jobs.store, name)
+
+        def counted(*args: Any, _name: str = name, _call: Any = original, **kwargs: Any) -> Any:
+            store_calls[_name] += 1
+            return _call(*args, **kwargs)
+
+        monkeypatch.setattr(jobs.store, name, counted)
 
     def handle(n: int) -> int:
         with lock:
@@ -273,6 +283,10 @@ def test_fast_handlers_are_leased_and_acked_in_batches_yet_each_runs_once(
     assert stats.acked == 500
     assert sorted(o.result for o in stats.outcomes) == list(range(500))
     assert jobs.stats().total == 0
+    # Batches, not one store call per message: few leases, and acks only in bulk.
+    assert store_calls["ack"] == 0
+    assert store_calls["lease"] < 100
+    assert store_calls["ack_many"] < 100
 
 
 def test_max_messages_bounds_a_batched_run(
