@@ -31,7 +31,6 @@ keyed by message id, ack, dead letter or release). The worker adds:
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import inspect
 import logging
 import os
@@ -52,6 +51,7 @@ from localqueue.validation import check_timeout, check_worker_id
 from localqueue.worker import (
     MessageOutcome,
     PersistentWorkerConfig,
+    _ack_outcome,
     _config,
     _process,
     _process_async,
@@ -493,25 +493,8 @@ class Worker:
             store, name = self.queue.store, self.queue.name
             lost = {m.id for m in messages if store.inspect(name, m.id) is not None}
         for message, done in batch:
-            outcome = done
-            if message.id in lost:
-                logger.warning(
-                    "message %s finished but its lease was lost; it will be delivered again",
-                    message.id,
-                    extra={"queue": message.queue, "message_id": message.id},
-                )
-                outcome = dataclasses.replace(outcome, status="lease_lost")
-            else:
-                logger.info(
-                    "acked message %s",
-                    message.id,
-                    extra={
-                        "queue": message.queue,
-                        "message_id": message.id,
-                        "attempts": outcome.attempts,
-                    },
-                )
-            self._record(outcome)
+            lease_lost = message.id in lost
+            self._record(_ack_outcome(message, done.result, done.attempts, lost=lease_lost))
 
     # -- tasks, for coroutine handlers ------------------------------------------
 

@@ -340,6 +340,21 @@ def _log_extra(message: QueueMessage, **more: Any) -> dict[str, Any]:
     return {"queue": message.queue, "message_id": message.id, **more}
 
 
+def _ack_outcome(
+    message: QueueMessage, result: Any, attempts: int, *, lost: bool
+) -> MessageOutcome:
+    """The logged outcome of a success whose ack was made (``lost``: refused for a lost lease)."""
+    if lost:
+        logger.warning(
+            "message %s finished but its lease was lost; it will be delivered again",
+            message.id,
+            extra=_log_extra(message),
+        )
+        return MessageOutcome(message.id, "lease_lost", attempts, None, result)
+    logger.info("acked message %s", message.id, extra=_log_extra(message, attempts=attempts))
+    return MessageOutcome(message.id, "acked", attempts, None, result)
+
+
 class _Processor:
     """The per-message steps shared by the sync and async paths."""
 
@@ -420,14 +435,8 @@ class _Processor:
         try:
             self.queue.ack(message)
         except LeaseLostError:
-            logger.warning(
-                "message %s finished but its lease was lost; it will be delivered again",
-                message.id,
-                extra=_log_extra(message),
-            )
-            return MessageOutcome(message.id, "lease_lost", attempts, None, result)
-        logger.info("acked message %s", message.id, extra=_log_extra(message, attempts=attempts))
-        return MessageOutcome(message.id, "acked", attempts, None, result)
+            return _ack_outcome(message, result, attempts, lost=True)
+        return _ack_outcome(message, result, attempts, lost=False)
 
     def failed(self, message: QueueMessage, exc: BaseException, attempts: int) -> MessageOutcome:
         error = format_error(_underlying(exc))
