@@ -179,12 +179,13 @@ def report(results: list[Result], env: dict[str, Any], skipped: list[str]) -> No
                 r.note,
             ]
         )
-    print_table(
-        f"Single process, msgs/s, median of {env['runs']} runs"
-        " ('vs raw': the raw loop at the same durability)",
-        ["engine", "operation", "durability", "msgs/s", "vs raw", "notes"],
-        rows,
-    )
+    if rows:
+        print_table(
+            f"Single process, msgs/s, median of {env['runs']} runs"
+            " ('vs raw': the raw loop at the same durability)",
+            ["engine", "operation", "durability", "msgs/s", "vs raw", "notes"],
+            rows,
+        )
     deep = [r for r in results if r.section == "depth"]
     if deep:
         shallow = {
@@ -424,12 +425,19 @@ def _run_depth(
             continue
         for depth in sizes.depths:
             print(f"[depth] {engine} ({target.durability}) {depth:,} queued", file=sys.stderr)
-            row = Result("depth", engine, f"get+ack at {depth:,}", target.durability, "msgs/s")
+            # The depth goes on the row itself: a row whose every run failed still has one.
+            row = Result(
+                "depth",
+                engine,
+                f"get+ack at {depth:,}",
+                target.durability,
+                "msgs/s",
+                extra={"depth": depth},
+            )
             workdir = _mkdir(run_dir, f"{target.label}-depth-{depth}")
             try:
                 rate = depth_get_ack(target, depth, sizes.single, args.payload_size, workdir)
-                kept = _record(results, row, rate)
-                kept.extra["depth"] = depth
+                _record(results, row, rate)
             except Exception as exc:
                 _record(results, row, None, f"{type(exc).__name__}: {exc}")
             finally:

@@ -1,7 +1,8 @@
 """Where a call's time goes: each layer of a put and a get+ack, timed side by side.
 
 ``compare.py`` gives rates; this script explains them. For SQLite it times, in
-interleaved rounds on one file:
+interleaved rounds (the raw loop on a file of its own, the rest on the store's
+file and connection):
 
 1. the raw loop's statement on the raw loop's three-column table,
 2. localqueue's own SQL statement(s) on localqueue's schema, called directly,
