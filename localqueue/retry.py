@@ -392,9 +392,9 @@ class _PersistentMixin(BaseRetrying):
 
     def _begin_attempt(self, store: AttemptStore, key: str, state: RetryCallState) -> None:
         if self._lazy:
+            # Only ever the first attempt of a key with no record: the call state
+            # and begin()'s statistics already say attempt 1.
             self._lazy, self._owed = False, True
-            state.attempt_number = 1
-            self.statistics["attempt_number"] = 1
             return
         record = store.begin_attempt(key)
         # The store's count is authoritative (another process may share the key).

@@ -396,15 +396,14 @@ class _Processor:
         self,
         retrying: PersistentRetrying | PersistentAsyncRetrying,
         message: QueueMessage,
-        *,
-        bare_first: bool,
     ) -> None:
         """Settle the message's record and tell the retryer what it may skip."""
         retrying._defer_first = True
         retrying._known_record = (self.fresh_budget(retrying.store, message),)
         # Tenacity runs nothing around a first attempt without a ``before``
-        # callback, and the default ``retry`` accepts every result.
-        retrying._bare_first = bare_first and self.config.before is None
+        # callback, and the default ``retry`` accepts every result (only the
+        # sync retryer reads these).
+        retrying._bare_first = self.config.before is None
         retrying._any_result = self.config.retry is None
 
     def attempts(self, store: AttemptStore, message: QueueMessage) -> int:
@@ -488,7 +487,7 @@ def _process(
         return steps.decode_failed(message, exc), exc
     retrying = PersistentRetrying(**steps.retrying_options(message, sleep))
     store = retrying.store
-    steps.prepare(retrying, message, bare_first=True)
+    steps.prepare(retrying, message)
     with _heartbeat(queue, message, config):
         try:
             result = retrying(handler, value, *args, **(kwargs or {}))
@@ -522,7 +521,7 @@ async def _process_async(
         return steps.decode_failed(message, exc), exc
     retrying = PersistentAsyncRetrying(**steps.retrying_options(message, sleep))
     store = retrying.store
-    steps.prepare(retrying, message, bare_first=False)
+    steps.prepare(retrying, message)
     with _heartbeat(queue, message, config):
         try:
             result = await retrying(handler, value, *args, **(kwargs or {}))
