@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from localqueue import PersistentQueue
@@ -42,11 +42,12 @@ anything = st.one_of(
 def seeded(queue_store: QueueStore) -> tuple[QueueStore, Callable[[], Any]]:
     """A store holding one ready, one leased and one dead message, and a snapshot function."""
     queue = PersistentQueue("fuzz", queue_store)
-    queue.put("ready")
     queue.put("leased")
-    queue.put("dead")
     queue.get_message()
-    queue.dead_letter(queue.get_messages(2)[1], error="x")
+    queue.put("ready")
+    queue.dead_letter(queue.put("dead"), error="x")
+    stats = queue_store.stats("fuzz")
+    assert (stats.ready, stats.inflight, stats.dead) == (1, 1, 1)
 
     def snapshot() -> Any:
         peeked = queue_store.peek("fuzz")
@@ -109,6 +110,9 @@ def test_put_arguments(
 
 @FUZZ
 @given(lease_timeout=anything, limit=anything, leased_by=anything)
+# Valid arguments are rare among the drawn ones: always try some.
+@example(lease_timeout=30, limit=1, leased_by=None)
+@example(lease_timeout=0.001, limit=5, leased_by="worker-1")
 def test_lease_arguments(
     seeded: tuple[QueueStore, Callable[[], Any]], lease_timeout: Any, limit: Any, leased_by: Any
 ) -> None:
