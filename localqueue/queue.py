@@ -342,7 +342,9 @@ class PersistentQueue:
     def _lease(message: QueueMessage | str) -> tuple[str, str | None]:
         if isinstance(message, str):
             return message, None
-        return message.id, message.lease_token
+        if isinstance(message, QueueMessage):
+            return message.id, message.lease_token
+        raise ValidationError(f"expected a QueueMessage or a message id, got {message!r}")
 
     def ack(self, message: QueueMessage | str, *, missing_ok: bool = False) -> None:
         """Delete a processed message for good.
@@ -368,7 +370,7 @@ class PersistentQueue:
         """
         if not messages:
             return 0
-        return self.store.ack_many(self.name, [(m.id, m.lease_token) for m in messages])
+        return self.store.ack_many(self.name, [self._lease(m) for m in messages])
 
     def release(
         self,
@@ -417,12 +419,11 @@ class PersistentQueue:
         Raises:
             LeaseLostError: The lease is no longer held.
         """
-        if message.lease_token is None:
-            raise LeaseLostError(self.name, message.id, "extend the lease of")
+        message_id, token = self._lease(message)
+        if token is None:
+            raise LeaseLostError(self.name, message_id, "extend the lease of")
         timeout = self.lease_timeout if lease_timeout is None else lease_timeout
-        done = self.store.extend(
-            self.name, message.id, lease_token=message.lease_token, lease_timeout=timeout
-        )
+        done = self.store.extend(self.name, message_id, lease_token=token, lease_timeout=timeout)
         self._settled(message, done, "extend the lease of", False)
 
     def requeue_dead(self, message: QueueMessage | str) -> None:
@@ -431,7 +432,7 @@ class PersistentQueue:
         Raises:
             MessageNotFoundError: It is not a dead letter of this queue.
         """
-        message_id = message if isinstance(message, str) else message.id
+        message_id = self._lease(message)[0]
         if self.store.requeue_dead(self.name, [message_id]) == 0:
             raise MessageNotFoundError(self.name, message_id)
 

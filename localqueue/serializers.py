@@ -55,7 +55,7 @@ class Serializer(Protocol):
 class MsgpackSerializer:
     """msgpack: compact, fast, and keeps ``bytes`` distinct from ``str``.
 
-    Tuples come back as lists, as with JSON.
+    Tuples come back as lists, as with JSON, except as dict keys, where they stay tuples.
     """
 
     name = "msgpack"
@@ -79,7 +79,23 @@ class MsgpackSerializer:
 
     def loads(self, data: bytes) -> Any:
         """Decode msgpack bytes."""
-        return msgpack.unpackb(data, raw=False, strict_map_key=False)
+        try:
+            return msgpack.unpackb(data, raw=False, strict_map_key=False)
+        except TypeError:
+            # A tuple used as a dict key is packed as an array, which decodes to an
+            # unhashable list; decode such maps again with those keys as tuples, so
+            # every value dumps() accepts reads back. The common path stays hook-free.
+            return msgpack.unpackb(
+                data, raw=False, strict_map_key=False, object_pairs_hook=_map_with_tuple_keys
+            )
+
+
+def _as_key(key: Any) -> Any:
+    return tuple(_as_key(k) for k in key) if isinstance(key, list) else key
+
+
+def _map_with_tuple_keys(pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
+    return {_as_key(key): value for key, value in pairs}
 
 
 class JsonSerializer:

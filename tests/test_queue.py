@@ -223,6 +223,29 @@ def test_bad_arguments_are_typed_errors(queue_store: QueueStore, tmp_path: Path)
     assert queue.stats().total == 0
 
 
+@pytest.mark.parametrize("bad", [None, 7, {"id": "x"}, b"id"])
+def test_settling_something_that_is_not_a_message_is_a_typed_error(
+    queue: PersistentQueue, bad: object
+) -> None:
+    queue.put("ready")
+    leased = queue.get_message()
+    dead = queue.put("dead")
+    queue.dead_letter(dead)
+    before = (queue.stats(), queue.inspect(leased.id), queue.inspect(dead.id))
+    calls = [
+        lambda: queue.ack(bad),  # type: ignore[arg-type]
+        lambda: queue.release(bad),  # type: ignore[arg-type]
+        lambda: queue.dead_letter(bad),  # type: ignore[arg-type]
+        lambda: queue.requeue_dead(bad),  # type: ignore[arg-type]
+        lambda: queue.extend_lease(bad),  # type: ignore[arg-type]
+        lambda: queue.ack_many([leased, bad]),  # type: ignore[list-item]
+    ]
+    for call in calls:
+        with pytest.raises(ValidationError):
+            call()
+    assert (queue.stats(), queue.inspect(leased.id), queue.inspect(dead.id)) == before
+
+
 def test_a_store_from_a_url_is_owned_and_closed(tmp_path: Path) -> None:
     with PersistentQueue("q", store="memory://") as queue:
         queue.put(1)

@@ -84,3 +84,25 @@ def test_custom_codec_registration_and_replacement_guard() -> None:
     register_serializer(Upper(), replace=True)
     with pytest.raises(ValueError, match="name"):
         register_serializer(type("Nameless", (), {"name": ""})())  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [{(1, 2): 3}, {"outer": {(1, ("nested", b"k")): [1]}}, {(): None, (True,): {(0,): 1}}],
+)
+def test_msgpack_reads_back_tuple_keys_it_accepted(value: Any) -> None:
+    codec = get_serializer("msgpack")
+    assert codec.loads(codec.dumps(value)) == value
+
+
+def test_json_refuses_tuple_keys_at_dumps() -> None:
+    with pytest.raises(UnserializableValueError):
+        get_serializer("json").dumps({(1, 2): 3})
+
+
+def test_a_tuple_keyed_value_round_trips_through_every_store(queue_store: Any) -> None:
+    from localqueue import PersistentQueue
+
+    queue = PersistentQueue("tuples", queue_store)
+    queue.put({(1, 2): "pair", "plain": [1, 2]})
+    assert queue.get_nowait() == {(1, 2): "pair", "plain": [1, 2]}
