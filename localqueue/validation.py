@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from localqueue.errors import InvalidQueueNameError, PayloadTooLargeError, ValidationError
 
@@ -19,8 +20,11 @@ __all__ = [
     "MAX_KEY_LENGTH",
     "MAX_PAYLOAD_BYTES",
     "MAX_PRIORITY",
+    "MAX_QUEUE_NAME_LENGTH",
     "MIN_PRIORITY",
     "QUEUE_NAME_PATTERN",
+    "SHARED_LIMITS",
+    "StoreLimits",
     "check_batch",
     "check_dedup_key",
     "check_delay",
@@ -40,9 +44,10 @@ __all__ = [
     "check_retry_key",
     "check_timeout",
     "check_worker_id",
+    "limits_of",
 ]
 
-QUEUE_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
+QUEUE_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")  # MAX_QUEUE_NAME_LENGTH
 """Queue names: 1 to 128 characters, letters, digits, ``_ . : -``, starting alphanumeric."""
 MAX_PAYLOAD_BYTES = 16 * 1024 * 1024
 """Largest serialised value accepted by ``put`` (16 MiB). Store big blobs elsewhere."""
@@ -54,6 +59,42 @@ MAX_KEY_LENGTH = 512
 """Longest dedup key, retry key or worker id."""
 MAX_ERROR_LENGTH = 8192
 """Recorded errors longer than this are truncated (never rejected)."""
+MAX_QUEUE_NAME_LENGTH = 128
+"""Longest queue name (see :data:`QUEUE_NAME_PATTERN`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoreLimits:
+    """The largest inputs a store accepts, declared as a store's ``limits`` attribute.
+
+    No store accepts more than the shared limits the checks in this module
+    enforce. An engine that cannot store that much (a key column of 255
+    characters, a server's payload cap) declares tighter values here and
+    refuses anything beyond them with the same errors
+    (:class:`~localqueue.errors.PayloadTooLargeError`,
+    :class:`~localqueue.errors.ValidationError`). The conformance suite
+    stores inputs exactly at the declared limits and checks that one more is
+    refused with nothing stored.
+    """
+
+    max_payload_bytes: int = MAX_PAYLOAD_BYTES
+    """Largest serialised value."""
+    max_queue_name_length: int = MAX_QUEUE_NAME_LENGTH
+    """Longest queue name."""
+    max_key_length: int = MAX_KEY_LENGTH
+    """Longest dedup key, retry key or worker id."""
+    max_batch: int = MAX_BATCH
+    """Most messages in one ``put_many``, ``lease`` or ``ack_many`` call."""
+
+
+SHARED_LIMITS = StoreLimits()
+"""The limits of a store that declares none: the ones this module's checks enforce."""
+
+
+def limits_of(store: object) -> StoreLimits:
+    """The limits ``store`` declares in its ``limits`` attribute, else :data:`SHARED_LIMITS`."""
+    limits = getattr(store, "limits", SHARED_LIMITS)
+    return limits if isinstance(limits, StoreLimits) else SHARED_LIMITS
 
 
 # Names already checked skip the regex; every call of every store checks one.
