@@ -29,6 +29,8 @@ Shared rules for every method:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
 from localqueue._models import Capability, QueueMessage, QueueStats, RetryRecord
@@ -39,7 +41,11 @@ __all__ = [
     "AttemptStore",
     "Backend",
     "Clock",
+    "Fault",
+    "FaultInjectable",
+    "FaultKind",
     "IntegrityCheckable",
+    "NamespacedBackend",
     "PurgeTarget",
     "QueueStore",
 ]
@@ -69,6 +75,7 @@ class QueueStore(Protocol):
         delay: float = 0.0,
         priority: int = 0,
         dedup_key: str | None = None,
+        max_size: int | None = None,
     ) -> QueueMessage:
         """Store one message, durably before returning.
 
@@ -80,9 +87,22 @@ class QueueStore(Protocol):
             priority: Higher is delivered first.
             dedup_key: When a message with this key is still stored in the queue
                 (in any state), nothing is stored and that message is returned.
+            max_size: A capacity bound: store only if the queue then holds at most
+                ``max_size`` unfinished messages. Unfinished means every message of
+                the queue that is not dead (ready, delayed or leased, expired leases
+                included): ``stats.ready + stats.delayed + stats.inflight``. The
+                count and the insert are one atomic step, so concurrent callers on
+                any number of handles and processes never exceed the bound (a put
+                without ``max_size`` is not bounded and may go past it). A
+                duplicate ``dedup_key`` still returns the stored message when the
+                queue is full. ``None`` (the default) means no bound.
 
         Returns:
             The stored message (or the existing one, for a duplicate ``dedup_key``).
+
+        Raises:
+            Full: ``max_size`` would be exceeded; nothing is stored.
+            ValidationError: ``max_size`` is not ``None`` or an int >= 1.
         """
         ...
 
@@ -94,11 +114,19 @@ class QueueStore(Protocol):
         codec: str,
         delay: float = 0.0,
         priority: int = 0,
+        max_size: int | None = None,
     ) -> list[QueueMessage]:
         """Store several messages atomically: all of them, or none on error.
 
+        ``max_size`` is the bound of :meth:`put`, checked for the whole batch in
+        the same atomic step: the batch is stored only if all of it fits.
+
         Returns:
             The stored messages, in the order given; ``[]`` for an empty batch.
+
+        Raises:
+            Full: The batch would exceed ``max_size``; nothing is stored.
+            ValidationError: ``max_size`` is not ``None`` or an int >= 1.
         """
         ...
 
@@ -255,6 +283,63 @@ class IntegrityCheckable(Protocol):
         ...
 
 
+FaultKind = Literal["locked", "engine_error"]
+"""What :class:`Fault` a store can simulate: lock contention or a failing engine."""
+
+
+@dataclass(frozen=True)
+class Fault:
+    """An engine failure for :meth:`FaultInjectable.inject_fault` to simulate.
+
+    Attributes:
+        kind: ``"locked"``: every write finds the engine locked, as when another
+            process holds its write lock; the store retries for ``timeout``
+            seconds, then raises ``QueueStoreLockedError`` (``AttemptStoreLockedError``
+            for attempt stores) having stored nothing. ``"engine_error"``: in
+            every write transaction, the engine raises its own native exception
+            at the row write after the first ``after`` ones succeeded; the store
+            raises a :class:`~localqueue.errors.StoreError` chained ``from`` it,
+            and the whole call is undone.
+        after: ``engine_error`` only: row writes (rows, keys or index entries, as
+            the engine counts them) of a transaction that succeed before the
+            failure, so ``after >= 1`` fails a batch half-way.
+        timeout: ``locked`` only: the lock timeout the store uses while the
+            fault is active, in place of its configured one, so tests are quick.
+    """
+
+    kind: FaultKind
+    after: int = 0
+    timeout: float = 0.3
+
+
+@runtime_checkable
+class FaultInjectable(Protocol):
+    """Optional test hook: a store that can make its own engine fail on demand.
+
+    The conformance suite (:mod:`localqueue.testing.faults`) uses it to check
+    error translation, lock timeouts and the atomicity of every write verb.
+    A store simulates a fault with the engine's own mechanism wherever it can
+    (a second connection holding the write lock, a trigger raising mid-batch),
+    so the store's real retry, translation and rollback code is what is tested.
+    It is a test helper: nothing in localqueue calls it in production.
+    """
+
+    faults: frozenset[FaultKind]
+    """The fault kinds this store can simulate; the suite skips the others."""
+
+    def inject_fault(self, fault: Fault) -> AbstractContextManager[None]:
+        """Make the engine fail as ``fault`` describes until the context exits.
+
+        The fault affects at least this handle (it may affect other handles on
+        the same store); on exit the engine is back to normal and nothing the
+        hook itself added remains stored.
+
+        Raises:
+            ~localqueue.errors.ConfigurationError: ``fault.kind`` is not in :attr:`faults`.
+        """
+        ...
+
+
 @runtime_checkable
 class AttemptStore(Protocol):
     """Durable retry budgets: an attempt counter and failure record per key."""
@@ -320,4 +405,37 @@ class Backend(Protocol):
 
     def open_attempt_store(self, url: StoreURL, *, clock: Clock | None = None) -> AttemptStore:
         """Open the attempt store the URL names."""
+        ...
+
+
+@runtime_checkable
+class NamespacedBackend(Protocol):
+    """A backend that can derive private, throw-away stores from a URL (optional).
+
+    The conformance suite's ``--localqueue-url`` route gives every test its own
+    namespace of the URL it was given and drops it after the test, so tests
+    never see each other's messages. A persistent store without this hook
+    cannot be tested through that route (the suite fails and says so).
+    """
+
+    def namespace(self, url: StoreURL, name: str) -> StoreURL:
+        """The URL of a fresh, empty store derived from ``url``.
+
+        Args:
+            url: The URL the user gave.
+            name: A short token of ``[a-z0-9]`` unique to the caller; the same
+                ``url`` and ``name`` always give the same namespace.
+
+        Returns:
+            A URL naming a store no other namespace shares (its own file or
+            directory, schema, key prefix...), with ``url``'s other options.
+        """
+        ...
+
+    def drop_namespace(self, url: StoreURL) -> None:
+        """Delete everything stored under a URL :meth:`namespace` returned. Idempotent.
+
+        Raises:
+            ConfigurationError: ``url`` is not one :meth:`namespace` returns.
+        """
         ...

@@ -8,8 +8,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, Self
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, Self, TypeVar
 
 from localqueue._models import QueueMessage, QueueStats
 from localqueue.errors import (
@@ -27,6 +27,8 @@ from localqueue.validation import check_lease_timeout, check_queue_name, check_t
 __all__ = ["DEFAULT_QUEUE_STORE_PATH", "PersistentQueue", "format_error"]
 
 logger = logging.getLogger("localqueue.queue")
+
+_T = TypeVar("_T")
 
 DEFAULT_QUEUE_STORE_PATH = "localqueue_queue.sqlite3"
 """The SQLite file used when no store is given."""
@@ -110,18 +112,28 @@ class PersistentQueue:
         s = self.store.stats(self.name)
         return s.ready + s.delayed + s.inflight
 
-    def _wait_for_room(self, needed: int, block: bool, timeout: float | None) -> None:
-        if self.maxsize <= 0:
-            return
+    def _with_room(self, store_call: Callable[[int], _T], block: bool, timeout: float | None) -> _T:
+        """Run a store put bounded by ``maxsize``, retrying while the store reports ``Full``.
+
+        The store checks for room and stores in one atomic step, so concurrent
+        producers in any number of processes never exceed ``maxsize``.
+        """
         deadline = None if timeout is None else time.monotonic() + check_timeout(timeout)
         pause = 0.005
-        while self._unfinished() + needed > self.maxsize:
-            if not block:
-                raise Full(f"queue {self.name!r} holds {self.maxsize} unfinished messages")
-            if deadline is not None and time.monotonic() >= deadline:
-                raise Full(f"queue {self.name!r} stayed full for {timeout} s")
+        while True:
+            try:
+                return store_call(self.maxsize)
+            except Full:
+                if not block:
+                    raise Full(
+                        f"queue {self.name!r} holds {self.maxsize} unfinished messages"
+                    ) from None
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise Full(f"queue {self.name!r} stayed full for {timeout} s") from None
             # Acks do not notify waiters, so room is polled for with a short back-off.
-            time.sleep(pause if deadline is None else min(pause, deadline - time.monotonic()))
+            time.sleep(
+                pause if deadline is None else max(0.0, min(pause, deadline - time.monotonic()))
+            )
             pause = min(pause * 2, 0.1)
 
     def put(
@@ -154,14 +166,29 @@ class PersistentQueue:
         store = self.store
         serializer = store.serializer
         payload = serializer.dumps(value)
-        self._wait_for_room(1, block, timeout)
-        return store.put(
-            self.name,
-            payload,
-            codec=serializer.name,
-            delay=delay,
-            priority=priority,
-            dedup_key=dedup_key,
+        if self.maxsize <= 0:
+            return store.put(
+                self.name,
+                payload,
+                codec=serializer.name,
+                delay=delay,
+                priority=priority,
+                dedup_key=dedup_key,
+            )
+        if timeout is not None:
+            check_timeout(timeout)
+        return self._with_room(
+            lambda max_size: store.put(
+                self.name,
+                payload,
+                codec=serializer.name,
+                delay=delay,
+                priority=priority,
+                dedup_key=dedup_key,
+                max_size=max_size,
+            ),
+            block,
+            timeout,
         )
 
     def put_nowait(self, value: Any, **options: Any) -> QueueMessage:
@@ -178,9 +205,16 @@ class PersistentQueue:
             Full: The batch does not fit under ``maxsize``.
         """
         payloads = [self._encode(v) for v in values]
-        self._wait_for_room(len(payloads), False, None)
-        return self.store.put_many(
-            self.name, payloads, codec=self.store.serializer.name, delay=delay, priority=priority
+        store = self.store
+        codec = store.serializer.name
+        if self.maxsize <= 0:
+            return store.put_many(self.name, payloads, codec=codec, delay=delay, priority=priority)
+        return self._with_room(
+            lambda max_size: store.put_many(
+                self.name, payloads, codec=codec, delay=delay, priority=priority, max_size=max_size
+            ),
+            False,
+            None,
         )
 
     # -- consuming -------------------------------------------------------------

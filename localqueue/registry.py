@@ -21,9 +21,11 @@ from __future__ import annotations
 import difflib
 import importlib
 import os
+import shutil
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any, Protocol
 
 from localqueue._models import Capability
@@ -34,6 +36,7 @@ from localqueue.urls import StoreURL
 __all__ = [
     "ENTRY_POINT_GROUP",
     "ClassBackend",
+    "PathBackend",
     "available_schemes",
     "get_backend",
     "open_attempt_store",
@@ -93,6 +96,36 @@ class ClassBackend:
         """Open the attempt store ``url`` names."""
         store: AttemptStore = self.attempt_store.from_url(url, clock=clock)
         return store
+
+
+_NAMESPACE_SUFFIX = ".lqns"
+
+
+@dataclass(frozen=True)
+class PathBackend(ClassBackend):
+    """A :class:`ClassBackend` for stores living at ``url.path`` (a file or a directory).
+
+    It implements :class:`~localqueue.protocols.NamespacedBackend`: a namespace
+    of ``.../jobs.db`` is ``.../jobs.db-<name>.lqns/jobs.db``, a new directory
+    beside the given path holding the store and anything it writes next to it
+    (journals, lock files), so dropping it removes every file.
+    """
+
+    def namespace(self, url: StoreURL, name: str) -> StoreURL:
+        """A fresh store path in a new directory beside ``url.path``."""
+        if not url.path or not name.isalnum():
+            raise ConfigurationError(f"cannot namespace {url.redacted()!r} as {name!r}")
+        base = Path(url.path)
+        root = base.with_name(f"{base.name}-{name}{_NAMESPACE_SUFFIX}")
+        root.mkdir(parents=True, exist_ok=True)
+        return replace(url, path=str(root / base.name))
+
+    def drop_namespace(self, url: StoreURL) -> None:
+        """Remove the namespace's directory and everything in it."""
+        root = Path(url.path).parent
+        if not root.name.endswith(_NAMESPACE_SUFFIX):
+            raise ConfigurationError(f"{url.redacted()!r} is not a namespace URL")
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def register(scheme: str, backend: Backend | str, *, replace: bool = False) -> None:

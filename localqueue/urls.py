@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
-from urllib.parse import parse_qsl, quote, unquote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 from localqueue.errors import ConfigurationError, InvalidOptionError
 
@@ -183,6 +183,20 @@ class StoreURL:
             netloc += f":{self.port}"
         query = "&".join(f"{k}={v}" for k, v in self.query.items())
         return f"{self.scheme}://{netloc}/{self.path}" + (f"?{query}" if query else "")
+
+    def to_string(self) -> str:
+        """The full URL, password included, that parses back to this one: never log it."""
+        auth = ""
+        if self.username is not None:
+            auth = quote(self.username, safe="")
+            if self.password is not None:
+                auth += ":" + quote(self.password, safe="")
+            auth += "@"
+        netloc = auth + (self.host or "")
+        if self.port is not None:
+            netloc += f":{self.port}"
+        query = urlencode(dict(self.query))
+        return f"{self.scheme}://{netloc}/{quote(self.path)}" + (f"?{query}" if query else "")
 
     def __repr__(self) -> str:
         return f"StoreURL({self.redacted()!r})"

@@ -33,6 +33,7 @@ __all__ = [
     "check_lease_timeout",
     "check_leases",
     "check_limit",
+    "check_max_size",
     "check_message_id",
     "check_message_ids",
     "check_payload",
@@ -165,6 +166,17 @@ def check_limit(limit: object) -> int:
     if not 1 <= limit <= MAX_BATCH:
         raise ValidationError(f"limit must be within [1, {MAX_BATCH}], got {limit}")
     return limit
+
+
+def check_max_size(max_size: object) -> int | None:
+    """Return a ``put`` capacity bound: ``None`` (no bound) or an int >= 1."""
+    if max_size is None:
+        return None
+    if isinstance(max_size, bool) or not isinstance(max_size, int):
+        raise ValidationError(f"max_size must be an int or None, not {type(max_size).__name__}")
+    if max_size < 1:
+        raise ValidationError(f"max_size must be >= 1, got {max_size}")
+    return max_size
 
 
 def _check_key(what: str, key: object) -> str:

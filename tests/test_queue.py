@@ -258,3 +258,48 @@ def test_a_store_instance_is_left_open(queue_store: QueueStore) -> None:
     with PersistentQueue("q", queue_store) as queue:
         queue.put(1)
     assert queue_store.stats("q").ready == 1
+
+
+def bounded_queue_producer(url: str, name: str, log: str, start: object) -> None:
+    """Child body: ten ``put_nowait`` calls into ``maxsize=10``, logging each outcome."""
+    lines = []
+    with PersistentQueue("bounded", store=url, maxsize=10) as queue:
+        start.wait(60)  # type: ignore[attr-defined]
+        for i in range(10):
+            try:
+                queue.put_nowait(f"{name}-{i}")
+            except Full:
+                lines.append("full\n")
+            else:
+                lines.append("stored\n")
+    Path(log).write_text("".join(lines))
+
+
+@pytest.mark.parametrize("scheme", ["sqlite", "lmdb"])
+def test_maxsize_holds_across_four_producer_processes(tmp_path: Path, scheme: str) -> None:
+    import multiprocessing
+
+    url = f"sqlite:///{tmp_path}/q.db" if scheme == "sqlite" else f"lmdb:///{tmp_path}/env"
+    ctx = multiprocessing.get_context("spawn")
+    start = ctx.Barrier(4)
+    logs = [tmp_path / f"p{k}.log" for k in range(4)]
+    procs = [
+        ctx.Process(target=bounded_queue_producer, args=(url, f"p{k}", str(log), start))
+        for k, log in enumerate(logs)
+    ]
+    for p in procs:
+        p.start()
+    try:
+        for p in procs:
+            p.join(120)
+        assert [p.exitcode for p in procs] == [0] * 4
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.kill()
+                p.join()
+    outcomes = [line for log in logs for line in log.read_text().splitlines()]
+    assert outcomes.count("stored") == 10
+    assert outcomes.count("full") == 30
+    with PersistentQueue("bounded", store=url) as queue:
+        assert queue.qsize() == 10

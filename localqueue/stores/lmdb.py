@@ -29,12 +29,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import os
 import struct
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Self, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeAlias, TypeVar, cast
 
 import lmdb
 import msgpack
@@ -51,6 +52,7 @@ from localqueue._models import (
 from localqueue.errors import (
     AttemptStoreLockedError,
     ConfigurationError,
+    Full,
     LocalQueueError,
     QueueStoreLockedError,
     SchemaVersionError,
@@ -59,8 +61,8 @@ from localqueue.errors import (
     StoreError,
     StoreLockedError,
 )
-from localqueue.protocols import Clock, PurgeTarget
-from localqueue.registry import ClassBackend
+from localqueue.protocols import Clock, Fault, FaultKind, PurgeTarget
+from localqueue.registry import PathBackend
 from localqueue.serializers import DEFAULT_SERIALIZER, Serializer, get_serializer
 from localqueue.stores._common import (
     SERIALIZER_OPTION,
@@ -77,6 +79,7 @@ from localqueue.validation import (
     check_lease_timeout,
     check_leases,
     check_limit,
+    check_max_size,
     check_message_id,
     check_message_ids,
     check_purge_target,
@@ -466,11 +469,89 @@ def _check_lmdb_url(url: StoreURL) -> dict[str, Any]:
     return url.options(OPTIONS)
 
 
+class _FaultyCursor:
+    """A cursor whose writes spend a :class:`_FaultyTxn`'s budget."""
+
+    def __init__(self, cursor: Any, txn: _FaultyTxn) -> None:
+        self._cursor = cursor
+        self._txn = txn
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cursor, name)
+
+    def __iter__(self) -> Any:
+        return iter(self._cursor)
+
+    def put(self, *args: Any, **kwargs: Any) -> Any:
+        self._txn.spend(1)
+        return self._cursor.put(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        self._txn.spend(1)
+        return self._cursor.delete(*args, **kwargs)
+
+    def putmulti(self, items: Any, *args: Any, **kwargs: Any) -> Any:
+        items = list(items)
+        allowed = self._txn.remaining
+        if allowed < len(items):
+            # Write the part the budget allows for real, so the abort has work to undo.
+            self._cursor.putmulti(items[: max(allowed, 0)], *args, **kwargs)
+        self._txn.spend(len(items))  # raises when over budget
+        return self._cursor.putmulti(items, *args, **kwargs)
+
+
+class _FaultyTxn:
+    """A write transaction that fails, with a native ``lmdb.Error``, past ``remaining`` writes.
+
+    py-lmdb cannot make a write fail on demand, so the exception is raised
+    here; the writes before it are real and the real transaction aborts them.
+    """
+
+    def __init__(self, txn: Txn, remaining: int) -> None:
+        self._txn = txn
+        self.remaining = remaining
+
+    def spend(self, writes: int) -> None:
+        self.remaining -= writes
+        if self.remaining < 0:
+            raise lmdb.TxnFullError("localqueue: injected engine fault")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._txn, name)
+
+    def put(self, *args: Any, **kwargs: Any) -> Any:
+        self.spend(1)
+        return self._txn.put(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        self.spend(1)
+        return self._txn.delete(*args, **kwargs)
+
+    def replace(self, *args: Any, **kwargs: Any) -> Any:
+        self.spend(1)
+        return self._txn.replace(*args, **kwargs)
+
+    def pop(self, *args: Any, **kwargs: Any) -> Any:
+        self.spend(1)
+        return self._txn.pop(*args, **kwargs)
+
+    def cursor(self, *args: Any, **kwargs: Any) -> _FaultyCursor:
+        return _FaultyCursor(self._txn.cursor(*args, **kwargs), self)
+
+
+LMDB_FAULTS: frozenset[FaultKind] = frozenset({"engine_error"})
+"""The faults the LMDB stores simulate. Not ``locked``: LMDB writers queue on
+a mutex without a timeout, so there is no lock timeout to exercise."""
+
+
 class _LMDBHandle:
     """What both stores share: opening, closing and running transactions."""
 
     _locked_error: type[StoreLockedError] = StoreLockedError
     _kind = "store"
+    faults = LMDB_FAULTS
+    """Faults :meth:`inject_fault` simulates (see ``localqueue.protocols.FaultInjectable``)."""
+    _fault_after: int | None = None
 
     def __init__(
         self,
@@ -505,8 +586,28 @@ class _LMDBHandle:
 
     def _write(self, fn: Callable[[_Environment, Txn], T]) -> T:
         shared = self._shared()
+        after = self._fault_after
         with _engine_errors(self._locked_error, self.path):
+            if after is not None:
+                return shared.run(True, lambda txn: fn(shared, cast(Txn, _FaultyTxn(txn, after))))
             return shared.run(True, lambda txn: fn(shared, txn))
+
+    @contextlib.contextmanager
+    def inject_fault(self, fault: Fault) -> Iterator[None]:
+        """Test hook: fail this handle's write transactions as ``fault`` says.
+
+        Only ``engine_error``: each write transaction raises ``lmdb.TxnFullError``
+        at its write after ``fault.after`` ones (puts, deletes, each item of a
+        ``putmulti``), so the real transaction aborts what it wrote. See
+        ``localqueue.protocols.FaultInjectable``.
+        """
+        if fault.kind not in self.faults:
+            raise ConfigurationError(f"LMDB stores cannot simulate a {fault.kind!r} fault")
+        self._fault_after = int(fault.after)
+        try:
+            yield
+        finally:
+            self._fault_after = None
 
     def _read(self, fn: Callable[[_Environment, Txn], T]) -> T:
         shared = self._shared()
@@ -542,6 +643,17 @@ def _ready_key(prefix: bytes, record: Record) -> bytes:
 
 def _dead_key(prefix: bytes, record: Record) -> bytes:
     return prefix + _DEAD_TAIL.pack(_sortable(record[_F_FAILED] or 0.0), record[_F_SEQ])
+
+
+def _check_room(
+    txn: Txn, ready: Any, prefix: bytes, queue: str, needed: int, max_size: int
+) -> None:
+    """Raise ``Full`` unless ``needed`` more messages fit (inside the write transaction)."""
+    # The delivery index holds exactly the queue's unfinished messages; stop counting
+    # at max_size, past which the answer cannot change.
+    unfinished = sum(1 for _ in itertools.islice(_scan(txn, ready, prefix), max_size))
+    if unfinished + needed > max_size:
+        raise Full(f"queue {queue!r} holds {unfinished} of at most {max_size} messages")
 
 
 def _scan(txn: Txn, db: Any, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
@@ -736,9 +848,12 @@ class LMDBQueueStore(_LMDBHandle):
         delay: float = 0.0,
         priority: int = 0,
         dedup_key: str | None = None,
+        max_size: int | None = None,
     ) -> QueueMessage:
         """Store one message in one write transaction."""
         delay = check_put(queue, payload, delay, priority, dedup_key)
+        if max_size is not None:
+            check_max_size(max_size)
         prefix = _prefix(queue)
 
         def put(shared: _Environment, txn: Txn) -> tuple[QueueMessage, bool]:
@@ -750,6 +865,8 @@ class LMDBQueueStore(_LMDBHandle):
                     rec = self._get(shared, txn, queue, existing)
                     if rec is not None and rec[_F_DEDUP] == dedup_key:
                         return self._message(rec, existing.decode(), now), False
+            if max_size is not None:
+                _check_room(txn, shared.ready, prefix, queue, 1, max_size)
             message_id = new_message_id()
             id_key = message_id.encode()
             rec = [queue, _READY, priority, shared.next_seq(txn, 1), now, now + delay, 0, None,
@@ -776,9 +893,12 @@ class LMDBQueueStore(_LMDBHandle):
         codec: str,
         delay: float = 0.0,
         priority: int = 0,
+        max_size: int | None = None,
     ) -> list[QueueMessage]:
         """Store several messages in one write transaction."""
         items, delay = check_put_many(queue, payloads, delay, priority)
+        if max_size is not None:
+            check_max_size(max_size)
         if not items:
             self._shared()  # raises StoreClosedError once closed
             return []
@@ -786,6 +906,8 @@ class LMDBQueueStore(_LMDBHandle):
         inverted = MAX_PRIORITY - priority
 
         def put_many(shared: _Environment, txn: Txn) -> list[QueueMessage]:
+            if max_size is not None:
+                _check_room(txn, shared.ready, prefix, queue, len(items), max_size)
             now = self._clock()
             available_at = now + delay
             head = prefix + _PRIO.pack(inverted) + _U64.pack(_sortable(available_at))
@@ -1329,5 +1451,5 @@ class LMDBAttemptStore(_LMDBHandle):
         return self._write(lambda shared, txn: txn.delete(db_key, db=shared.retry))
 
 
-backend = ClassBackend(LMDBQueueStore, LMDBAttemptStore)
+backend = PathBackend(LMDBQueueStore, LMDBAttemptStore)
 """What the ``lmdb`` scheme resolves to."""

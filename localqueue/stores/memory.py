@@ -27,7 +27,7 @@ from localqueue._models import (
     build_message,
     ready_message,
 )
-from localqueue.errors import ConfigurationError, StoreClosedError
+from localqueue.errors import ConfigurationError, Full, StoreClosedError
 from localqueue.protocols import Clock, PurgeTarget
 from localqueue.registry import ClassBackend
 from localqueue.serializers import DEFAULT_SERIALIZER, Serializer, get_serializer
@@ -42,6 +42,7 @@ from localqueue.validation import (
     check_lease_timeout,
     check_leases,
     check_limit,
+    check_max_size,
     check_message_id,
     check_message_ids,
     check_purge_target,
@@ -283,6 +284,13 @@ class MemoryQueueStore:
         self._schedule(q, rec, now)
         return rec
 
+    @staticmethod
+    def _check_room(q: _Queue, name: str, needed: int, max_size: int) -> None:
+        # Called under the lock, so the count and the insert that follows are one step.
+        unfinished = sum(1 for rec in q.records.values() if rec.state != _DEAD)
+        if unfinished + needed > max_size:
+            raise Full(f"queue {name!r} holds {unfinished} of at most {max_size} messages")
+
     # -- QueueStore ------------------------------------------------------------
 
     def put(
@@ -294,14 +302,19 @@ class MemoryQueueStore:
         delay: float = 0.0,
         priority: int = 0,
         dedup_key: str | None = None,
+        max_size: int | None = None,
     ) -> QueueMessage:
         """Store one message (see :meth:`localqueue.protocols.QueueStore.put`)."""
         delay = check_put(queue, payload, delay, priority, dedup_key)
+        if max_size is not None:
+            check_max_size(max_size)
         with self._lock:
             q = self._queue(queue)
             now = self._clock()
             if dedup_key is not None and dedup_key in q.dedup:
                 return self._message(queue, q.records[q.dedup[dedup_key]], now)
+            if max_size is not None:
+                self._check_room(q, queue, 1, max_size)
             rec = self._new(q, self._new_id(), payload, codec, now, delay, priority, dedup_key)
             self._changed.notify_all()
             return ready_message(
@@ -316,12 +329,17 @@ class MemoryQueueStore:
         codec: str,
         delay: float = 0.0,
         priority: int = 0,
+        max_size: int | None = None,
     ) -> list[QueueMessage]:
         """Store several messages atomically."""
         items, delay = check_put_many(queue, payloads, delay, priority)
+        if max_size is not None:
+            check_max_size(max_size)
         with self._lock:
             q = self._queue(queue)
             now = self._clock()
+            if max_size is not None and items:
+                self._check_room(q, queue, len(items), max_size)
             recs = [
                 self._new(q, self._new_id(), p, codec, now, delay, priority, None) for p in items
             ]
@@ -575,6 +593,8 @@ class MemoryQueueStore:
         """Check that every deduplication key points at its message."""
         problems: list[str] = []
         with self._lock:
+            if self._closed:
+                raise StoreClosedError("the memory queue store is closed")
             for name, q in self._queues.items():
                 for key, message_id in q.dedup.items():
                     rec = q.records.get(message_id)

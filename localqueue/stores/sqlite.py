@@ -54,6 +54,7 @@ from localqueue._models import (
 from localqueue.errors import (
     AttemptStoreLockedError,
     ConfigurationError,
+    Full,
     QueueStoreLockedError,
     SchemaVersionError,
     StoreClosedError,
@@ -61,8 +62,8 @@ from localqueue.errors import (
     StoreError,
     StoreLockedError,
 )
-from localqueue.protocols import Clock, PurgeTarget
-from localqueue.registry import ClassBackend
+from localqueue.protocols import Clock, Fault, FaultKind, PurgeTarget
+from localqueue.registry import PathBackend
 from localqueue.serializers import DEFAULT_SERIALIZER, Serializer, get_serializer
 from localqueue.stores._common import SERIALIZER_OPTION
 from localqueue.urls import Option, StoreURL
@@ -73,6 +74,7 @@ from localqueue.validation import (
     check_lease_timeout,
     check_leases,
     check_limit,
+    check_max_size,
     check_message_id,
     check_message_ids,
     check_purge_target,
@@ -176,6 +178,7 @@ _PUT_SEQ = (
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _MAX_SEQ = "SELECT coalesce(max(seq), 0) FROM messages"
+_UNFINISHED = "SELECT count(*) FROM messages WHERE queue = ? AND state < 2"
 _BY_DEDUP = f"SELECT {_COLUMNS} FROM messages WHERE queue = ? AND dedup_key = ?"
 _NEXT = (
     "SELECT {cols} FROM messages WHERE queue = ?1 AND state < 2 AND available_at <= ?2 "
@@ -490,6 +493,37 @@ class _Database:
                     conn.execute("ROLLBACK")
             raise
 
+    @contextlib.contextmanager
+    def inject_fault(self, fault: Fault) -> Iterator[None]:
+        """The engine side of the stores' ``inject_fault`` (see ``FaultInjectable``).
+
+        ``locked``: a second connection holds ``BEGIN IMMEDIATE``, as another
+        process would. ``engine_error``: TEMP triggers (seen only by this
+        handle's connection) count row writes and ``RAISE(ABORT)`` past ``after``;
+        the counter lives in a TEMP table, so a rolled-back call re-arms it.
+        """
+        if fault.kind not in SQLITE_FAULTS:
+            raise ConfigurationError(f"SQLite stores cannot simulate a {fault.kind!r} fault")
+        if fault.kind == "locked":
+            holder = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            try:
+                holder.execute("BEGIN IMMEDIATE")
+                configured, self.timeout = self.timeout, float(fault.timeout)
+                try:
+                    yield
+                finally:
+                    self.timeout = configured
+                    holder.execute("ROLLBACK")
+            finally:
+                holder.close()
+            return
+        self.run(lambda conn: _arm_fault(conn, fault.after))
+        try:
+            yield
+        finally:
+            if self.conn is not None:
+                self.run(_disarm_fault)
+
     def close(self) -> None:
         """Close the connection; idempotent."""
         with self.lock:
@@ -497,6 +531,37 @@ class _Database:
         if conn is not None:
             with contextlib.suppress(sqlite3.Error):
                 conn.close()
+
+
+SQLITE_FAULTS: Final[frozenset[FaultKind]] = frozenset({"locked", "engine_error"})
+"""The faults both SQLite stores simulate for the conformance suite."""
+
+_FAULT_TRIGGERS = [
+    (f"lq_fault_{table}_{op.lower()}", table, op)
+    for table in _OUR_TABLES
+    for op in ("INSERT", "UPDATE", "DELETE")
+]
+
+
+def _arm_fault(conn: sqlite3.Connection, after: int) -> None:
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS lq_fault (remaining INTEGER NOT NULL)")
+    conn.execute("DELETE FROM temp.lq_fault")
+    conn.execute("INSERT INTO temp.lq_fault VALUES (?)", (int(after),))
+    for name, table, op in _FAULT_TRIGGERS:
+        # Unqualified lq_fault inside the body: triggers may not qualify it,
+        # and the TEMP schema is searched first.
+        conn.execute(
+            f"CREATE TEMP TRIGGER IF NOT EXISTS {name} BEFORE {op} ON main.{table} BEGIN "
+            "UPDATE lq_fault SET remaining = remaining - 1; "
+            "SELECT RAISE(ABORT, 'localqueue: injected engine fault') "
+            "FROM lq_fault WHERE remaining < 0; END"
+        )
+
+
+def _disarm_fault(conn: sqlite3.Connection) -> None:
+    for name, _, _ in _FAULT_TRIGGERS:
+        conn.execute(f"DROP TRIGGER IF EXISTS temp.{name}")
+    conn.execute("DROP TABLE IF EXISTS temp.lq_fault")
 
 
 # -- the queue store -----------------------------------------------------------
@@ -526,6 +591,13 @@ _new_nonce = functools.partial(random.getrandbits, 63)
 def _new_nonces(count: int) -> list[int]:
     bits = random.getrandbits
     return [bits(63) for _ in range(count)]
+
+
+def _check_room(conn: sqlite3.Connection, queue: str, needed: int, max_size: int) -> None:
+    """Raise ``Full`` unless ``needed`` more messages fit under ``max_size`` (in a write txn)."""
+    unfinished = conn.execute(_UNFINISHED, (queue,)).fetchone()[0]
+    if unfinished + needed > max_size:
+        raise Full(f"queue {queue!r} holds {unfinished} of at most {max_size} messages")
 
 
 def _message(queue: str, row: Sequence[Any], now: float, token: str | None = None) -> QueueMessage:
@@ -593,6 +665,8 @@ class SQLiteQueueStore:
     capabilities = frozenset(
         {Capability.PERSISTENT, Capability.MULTI_PROCESS, Capability.INJECTABLE_CLOCK}
     )
+    faults = SQLITE_FAULTS
+    """Faults :meth:`inject_fault` simulates (see ``localqueue.protocols.FaultInjectable``)."""
 
     def __init__(
         self,
@@ -650,20 +724,35 @@ class SQLiteQueueStore:
         delay: float = 0.0,
         priority: int = 0,
         dedup_key: str | None = None,
+        max_size: int | None = None,
     ) -> QueueMessage:
         """Store one message (see :meth:`localqueue.protocols.QueueStore.put`)."""
         delay = check_put(queue, payload, delay, priority, dedup_key)
+        if max_size is not None:
+            check_max_size(max_size)
         nonce = _new_nonce()
         clock = self._clock
 
         def insert(conn: sqlite3.Connection) -> tuple[float, int, Sequence[Any] | None]:
             now = clock()
-            if dedup_key is None:
+            if dedup_key is None and max_size is None:
                 cursor = conn.execute(
                     _PUT, (nonce, queue, priority, now + delay, now, codec, payload)
                 )
                 return now, cursor.lastrowid or 0, None
             with self._db.transaction(conn):
+                if max_size is not None:
+                    # Under BEGIN IMMEDIATE: no other writer between the count and the insert.
+                    if dedup_key is not None:
+                        existing = conn.execute(_BY_DEDUP, (queue, dedup_key)).fetchall()
+                        if existing:
+                            return now, 0, existing[0]
+                    _check_room(conn, queue, 1, max_size)
+                    if dedup_key is None:
+                        cursor = conn.execute(
+                            _PUT, (nonce, queue, priority, now + delay, now, codec, payload)
+                        )
+                        return now, cursor.lastrowid or 0, None
                 cursor = conn.execute(
                     _PUT_DEDUP,
                     (nonce, queue, priority, now + delay, now, codec, payload, dedup_key),
@@ -689,9 +778,12 @@ class SQLiteQueueStore:
         codec: str,
         delay: float = 0.0,
         priority: int = 0,
+        max_size: int | None = None,
     ) -> list[QueueMessage]:
         """Store several messages in one transaction (all or none)."""
         items, delay = check_put_many(queue, payloads, delay, priority)
+        if max_size is not None:
+            check_max_size(max_size)
         if not items:
             self._db.check_open()
             return []
@@ -702,6 +794,8 @@ class SQLiteQueueStore:
             now = clock()
             available_at = now + delay
             with self._db.transaction(conn):
+                if max_size is not None:
+                    _check_room(conn, queue, len(items), max_size)
                 # Rowids are chosen here, under the write lock, so the ids are known
                 # without reading anything back.
                 first = conn.execute(_MAX_SEQ).fetchone()[0] + 1
@@ -1015,6 +1109,16 @@ class SQLiteQueueStore:
             if self._db.conn is None or self._run(data_version) != version:
                 return
 
+    def inject_fault(self, fault: Fault) -> contextlib.AbstractContextManager[None]:
+        """Test hook: make SQLite fail as ``fault`` says until the context exits.
+
+        ``locked`` holds the write lock from a second connection (and uses
+        ``fault.timeout`` as this handle's timeout meanwhile); ``engine_error``
+        installs TEMP triggers, seen only by this handle, that abort the row write
+        after ``fault.after`` of them. See ``localqueue.protocols.FaultInjectable``.
+        """
+        return self._db.inject_fault(fault)
+
     def close(self) -> None:
         """Close the connection; later calls raise ``StoreClosedError``. Idempotent."""
         self._db.close()
@@ -1050,6 +1154,8 @@ class SQLiteAttemptStore:
     capabilities = frozenset(
         {Capability.PERSISTENT, Capability.MULTI_PROCESS, Capability.INJECTABLE_CLOCK}
     )
+    faults = SQLITE_FAULTS
+    """Faults :meth:`inject_fault` simulates (see ``localqueue.protocols.FaultInjectable``)."""
 
     def __init__(
         self,
@@ -1119,6 +1225,10 @@ class SQLiteAttemptStore:
         check_retry_key(key)
         return bool(self._run(lambda conn: conn.execute(_RESET, (key,)).rowcount))
 
+    def inject_fault(self, fault: Fault) -> contextlib.AbstractContextManager[None]:
+        """Test hook: as :meth:`SQLiteQueueStore.inject_fault`."""
+        return self._db.inject_fault(fault)
+
     def close(self) -> None:
         """Close the connection; later calls raise ``StoreClosedError``. Idempotent."""
         self._db.close()
@@ -1137,5 +1247,5 @@ def _url_path(url: StoreURL) -> str:
     return url.path
 
 
-backend = ClassBackend(SQLiteQueueStore, SQLiteAttemptStore)
+backend = PathBackend(SQLiteQueueStore, SQLiteAttemptStore)
 """What the ``sqlite`` scheme resolves to."""

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
 
 from localqueue._models import Capability
-from localqueue.protocols import AttemptStore, QueueStore
+from localqueue.protocols import AttemptStore, NamespacedBackend, QueueStore
 from localqueue.registry import get_backend, open_attempt_store, open_queue_store
 from localqueue.urls import StoreURL
 
@@ -79,6 +80,8 @@ class Timeline:
 class StoreSuiteBase:
     """Fixtures of every conformance class. Override ``store_url`` (or pass ``--localqueue-url``).
 
+    A subclass that does neither fails every test, naming ``store_url``.
+
     ``make_queue_store`` / ``make_attempt_store`` open a new handle on the same
     store at each call, standing in for separate processes; override them when
     handles cannot be opened from the URL alone (as the memory store does).
@@ -88,12 +91,51 @@ class StoreSuiteBase:
     real_time_unit: float = 0.5
 
     @pytest.fixture
-    def store_url(self, request: pytest.FixtureRequest) -> str:
-        """The URL of the store under test."""
-        url = request.config.getoption("--localqueue-url", default=None)
-        if not url:
-            pytest.skip("no store_url fixture defined and no --localqueue-url given")
-        return str(url)
+    def store_url(self, request: pytest.FixtureRequest) -> Iterator[str]:
+        """The URL of the store under test: override it, or pass ``--localqueue-url``.
+
+        With ``--localqueue-url``, each test runs in its own namespace of the
+        URL (see :class:`~localqueue.protocols.NamespacedBackend`), dropped
+        after the test; a store that is not persistent needs none, since every
+        open of its URL is a new store.
+        """
+        given = request.config.getoption("--localqueue-url", default=None)
+        if not given:
+            pytest.fail(
+                f"{type(self).__name__} defines no `store_url` fixture: override `store_url` "
+                "(returning the URL of a fresh store) or pass --localqueue-url URL",
+                pytrace=False,
+            )
+        url = StoreURL.parse(str(given))
+        backend = get_backend(url.scheme)
+        if isinstance(backend, NamespacedBackend):
+            private = backend.namespace(url, uuid.uuid4().hex[:12])
+            try:
+                yield private.to_string()
+            finally:
+                backend.drop_namespace(private)
+            return
+        if Capability.PERSISTENT in getattr(backend, "capabilities", frozenset()):
+            pytest.fail(
+                f"--localqueue-url {url.redacted()}: the {url.scheme!r} backend is persistent "
+                "but has no namespace()/drop_namespace() hook "
+                "(localqueue.protocols.NamespacedBackend), so the tests would share one "
+                "store; implement the hook, or subclass the suites with a `store_url` fixture",
+                pytrace=False,
+            )
+        yield str(given)
+
+    @pytest.fixture
+    def shares_handles(self, store_url: str, request: pytest.FixtureRequest) -> bool:
+        """Whether ``make_*_store`` must hand out one instance (``--localqueue-url`` only).
+
+        Without ``PERSISTENT`` a URL opens a new store each time (``memory://``),
+        so the handles of one test are one instance.
+        """
+        if not request.config.getoption("--localqueue-url", default=None):
+            return False
+        backend = get_backend(StoreURL.parse(store_url).scheme)
+        return Capability.PERSISTENT not in getattr(backend, "capabilities", frozenset())
 
     @pytest.fixture
     def capabilities(self, store_url: str) -> frozenset[Capability]:
@@ -113,12 +155,14 @@ class StoreSuiteBase:
 
     @pytest.fixture
     def make_queue_store(
-        self, store_url: str, clock: FakeClock | None
+        self, store_url: str, clock: FakeClock | None, shares_handles: bool
     ) -> Iterator[Callable[[], QueueStore]]:
         """Opens a new queue-store handle on the store under test; closes all at teardown."""
         handles: list[QueueStore] = []
 
         def make() -> QueueStore:
+            if shares_handles and handles:
+                return handles[0]
             handle = open_queue_store(store_url, clock=clock)
             handles.append(handle)
             return handle
@@ -129,12 +173,14 @@ class StoreSuiteBase:
 
     @pytest.fixture
     def make_attempt_store(
-        self, store_url: str, clock: FakeClock | None
+        self, store_url: str, clock: FakeClock | None, shares_handles: bool
     ) -> Iterator[Callable[[], AttemptStore]]:
         """Opens a new attempt-store handle on the store under test; closes all at teardown."""
         handles: list[AttemptStore] = []
 
         def make() -> AttemptStore:
+            if shares_handles and handles:
+                return handles[0]
             handle = open_attempt_store(store_url, clock=clock)
             handles.append(handle)
             return handle

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -11,9 +12,16 @@ import pytest
 from localqueue._models import Capability
 from localqueue.errors import StoreClosedError, ValidationError
 from localqueue.protocols import AttemptStore
-from localqueue.testing._base import StoreSuiteBase, Timeline
+from localqueue.testing._base import FakeClock, StoreSuiteBase, Timeline
 
-__all__ = ["AttemptRecordSuite", "AttemptStoreBadInputSuite", "AttemptStoreSharingSuite"]
+__all__ = [
+    "AttemptKeysSuite",
+    "AttemptRecordSuite",
+    "AttemptStoreBadInputSuite",
+    "AttemptStoreClosedSuite",
+    "AttemptStoreSharingSuite",
+    "AttemptTimestampSuite",
+]
 
 
 class AttemptStoreCase(StoreSuiteBase):
@@ -41,11 +49,11 @@ class AttemptRecordSuite(AttemptStoreCase):
             False,
             None,
         )
-        assert first.first_attempt_at == pytest.approx(first.last_attempt_at)
+        assert first.first_attempt_at == pytest.approx(first.last_attempt_at, rel=0, abs=1e-3)
         timeline.advance(1)
         second = attempts.begin_attempt("job:1")
         assert second.attempts == 2
-        assert second.first_attempt_at == pytest.approx(first.first_attempt_at)
+        assert second.first_attempt_at == pytest.approx(first.first_attempt_at, rel=0, abs=1e-3)
         assert second.last_attempt_at > first.last_attempt_at
         assert attempts.get_record("job:1") == second
 
@@ -54,15 +62,19 @@ class AttemptRecordSuite(AttemptStoreCase):
         attempts.begin_attempt("k")
         failed = attempts.record_failure("k", "ConnectionError: refused")
         assert failed is not None
+        assert (failed.key, failed.attempts) == ("k", 1)
         assert failed.last_error == "ConnectionError: refused"
         assert not failed.exhausted
+        # The next attempt keeps the failure on record until another replaces it.
+        again = attempts.begin_attempt("k")
+        assert (again.key, again.attempts, again.last_error) == ("k", 2, "ConnectionError: refused")
         spent = attempts.record_failure("k", "again", exhausted=True)
         assert spent is not None
         assert spent.exhausted
         later = attempts.record_failure("k", "third")
         assert later is not None
         assert later.exhausted
-        assert later.attempts == 1
+        assert (later.key, later.attempts) == ("k", 2)
         assert attempts.begin_attempt("k").exhausted
 
     def test_reset_forgets(self, attempts: AttemptStore) -> None:
@@ -148,3 +160,78 @@ class AttemptStoreBadInputSuite(AttemptStoreCase):
         record = attempts.get_record("keep")
         assert record is not None
         assert record.last_error is None
+
+
+class AttemptTimestampSuite(AttemptStoreCase):
+    """Attempt times equal the store's clock at the call (absolute tolerance)."""
+
+    def test_attempt_times_follow_the_clock(
+        self, attempts: AttemptStore, timeline: Timeline, clock: FakeClock | None
+    ) -> None:
+        now = clock if clock is not None else time.time
+        tol = 1e-3 if clock is not None else 3.0
+        first = attempts.begin_attempt("k")
+        assert first.first_attempt_at == pytest.approx(now(), rel=0, abs=tol)
+        assert first.last_attempt_at == pytest.approx(now(), rel=0, abs=tol)
+        timeline.advance(2)
+        second = attempts.begin_attempt("k")
+        assert second.last_attempt_at == pytest.approx(now(), rel=0, abs=tol)
+        assert second.first_attempt_at == pytest.approx(first.first_attempt_at, rel=0, abs=1e-3)
+        if clock is not None:
+            assert second.last_attempt_at - first.last_attempt_at == pytest.approx(2, abs=1e-3)
+        failed = attempts.record_failure("k", "boom")
+        assert failed is not None
+        assert failed.first_attempt_at == pytest.approx(first.first_attempt_at, rel=0, abs=1e-3)
+        assert failed.last_attempt_at == pytest.approx(second.last_attempt_at, rel=0, abs=1e-3)
+
+
+class AttemptKeysSuite(AttemptStoreCase):
+    """Keys differing only in case or spaces have records of their own."""
+
+    KEYS = ("k", "K", "k ", " k", "k\t", "job:1", "JOB:1")
+
+    def test_keys_differing_in_case_or_spaces_are_distinct(self, attempts: AttemptStore) -> None:
+        for n, key in enumerate(self.KEYS, start=1):
+            for _ in range(n):
+                attempts.begin_attempt(key)
+        counts = {}
+        for key in self.KEYS:
+            record = attempts.get_record(key)
+            assert record is not None
+            assert record.key == key
+            counts[key] = record.attempts
+        assert counts == {key: n for n, key in enumerate(self.KEYS, start=1)}
+        assert attempts.record_failure("K", "boom", exhausted=True) is not None
+        assert attempts.reset("k ")
+        k = attempts.get_record("k")
+        assert k is not None
+        assert (k.attempts, k.exhausted, k.last_error) == (1, False, None)
+        assert attempts.get_record("k ") is None
+        assert attempts.get_record(" k") is not None
+
+
+class AttemptStoreClosedSuite(AttemptStoreCase):
+    """After close(), every method raises StoreClosedError; close() is idempotent."""
+
+    def test_every_method_raises_after_close(
+        self, make_attempt_store: Callable[[], AttemptStore]
+    ) -> None:
+        store = make_attempt_store()
+        store.begin_attempt("k")
+        store.close()
+        store.close()
+        calls: dict[str, Callable[[], object]] = {
+            "get_record": lambda: store.get_record("k"),
+            "begin_attempt": lambda: store.begin_attempt("k"),
+            "record_failure": lambda: store.record_failure("k", "e"),
+            "reset": lambda: store.reset("k"),
+        }
+        missed = []
+        for name, call in calls.items():
+            try:
+                call()
+            except StoreClosedError:
+                continue
+            missed.append(name)
+        assert missed == [], f"no StoreClosedError from {missed}"
+        store.close()

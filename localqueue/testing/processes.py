@@ -63,6 +63,36 @@ class MultiProcessSuite(StoreSuiteBase):
         assert set(acked) == produced, "messages lost"
         assert max(acked.values()) == 1, "a message was acked twice"
         assert make_queue_store().stats(_processes.QUEUE).total == 0
+        leases = _processes.read_lease_log(tmp_path.glob("*.leases"))
+        assert len(leases) >= expected
+        assert _processes.overlapping_leases(leases, margin=0.1) == []
+
+    def test_short_leases_expire_to_one_consumer_at_a_time(
+        self,
+        store_url: str,
+        capabilities: frozenset[Capability],
+        tmp_path: Path,
+        make_queue_store: Callable[[], QueueStore],
+    ) -> None:
+        """Half-second single leases, some abandoned to expire: never two holders at once."""
+        self.require(capabilities, Capability.MULTI_PROCESS)
+        n = 60
+        consumers = [
+            (
+                _processes.consume,
+                (store_url, str(tmp_path / f"acked-{k}.log"), n, 120.0, 0.5, 1, 7),
+            )
+            for k in range(3)
+        ]
+        _run([(_processes.produce, (store_url, "p", n, 10)), *consumers], timeout=180)
+        acked = Counter(
+            line for p in tmp_path.glob("acked-*.log") for line in p.read_text().splitlines()
+        )
+        assert set(acked) == {f"p-{i}" for i in range(n)}, "messages lost"
+        assert max(acked.values()) == 1, "a message was acked twice"
+        leases = _processes.read_lease_log(tmp_path.glob("*.leases"))
+        assert len(leases) > n, "no abandoned lease was delivered again"
+        assert _processes.overlapping_leases(leases, margin=0.1) == []
 
     def test_attempt_counts_from_two_processes_add_up(
         self,

@@ -21,33 +21,48 @@ from localqueue.errors import (
 )
 from localqueue.protocols import IntegrityCheckable, QueueStore
 from localqueue.queue import PersistentQueue
-from localqueue.testing._base import StoreSuiteBase, Timeline
+from localqueue.testing._base import FakeClock, StoreSuiteBase, Timeline
 from localqueue.validation import MAX_BATCH, MAX_PAYLOAD_BYTES, MAX_PRIORITY
 
 __all__ = [
     "AckSuite",
     "BadInputSuite",
     "BatchSuite",
+    "ClosedStoreSuite",
+    "ConcurrentLeaseSuite",
     "DeadLetterSuite",
     "DecodeSuite",
     "DedupSuite",
     "DelaySuite",
+    "DistinctNamesSuite",
     "HandlesSuite",
     "IntegritySuite",
+    "IsolationSuite",
     "LeaseExpirySuite",
+    "LeaseLog",
     "LeaseSuite",
+    "MessageStateSuite",
     "OrderingSuite",
     "PeekInspectSuite",
     "PersistenceSuite",
     "PurgeSuite",
     "QueueValueSuite",
+    "RecordFieldsSuite",
     "ReleaseExtendSuite",
     "StatsSuite",
+    "TimestampSuite",
+    "WaitBlocksSuite",
     "WaitSuite",
+    "WaitWakesSuite",
 ]
 
 Q = "jobs"
 LONG = 3600.0  # a lease that never expires within a test
+
+
+def at(expected: float, tol: float) -> Any:
+    """An absolute-tolerance comparison (never relative: epoch times are large)."""
+    return pytest.approx(expected, rel=0, abs=tol)
 
 
 class QueueStoreCase(StoreSuiteBase):
@@ -101,7 +116,7 @@ class LeaseSuite(QueueStoreCase):
         assert m.priority == 3
         assert m.payload == b"hello"
         assert m.codec == store.serializer.name
-        assert m.available_at == pytest.approx(m.created_at)
+        assert m.available_at == at(m.created_at, 1e-3)
         assert m.leased_until is None
         assert m.lease_token is None
         assert store.inspect(Q, m.id) is not None
@@ -116,8 +131,8 @@ class LeaseSuite(QueueStoreCase):
         assert m.leased_by == "worker-1"
         assert m.lease_token
         assert m.leased_until is not None
-        assert m.leased_until == pytest.approx(m.available_at)
-        assert m.leased_until - m.created_at == pytest.approx(30, abs=5)
+        assert m.leased_until == at(m.available_at, 1e-3)
+        assert m.leased_until - m.created_at == at(30, 5)
 
     def test_lease_on_empty_queue_returns_nothing(self, store: QueueStore) -> None:
         assert store.lease(Q, lease_timeout=LONG) == []
@@ -210,7 +225,7 @@ class DelaySuite(QueueStoreCase):
     def test_delayed_message_waits_until_due(self, store: QueueStore, timeline: Timeline) -> None:
         timeline.mark()
         m = self.put(store, b"later", delay=2 * timeline.unit)
-        assert m.available_at == pytest.approx(m.created_at + 2 * timeline.unit)
+        assert m.available_at == at(m.created_at + 2 * timeline.unit, 1e-3)
         if timeline.still_before(2):
             assert store.lease(Q, lease_timeout=LONG) == []
             assert store.stats(Q).delayed == 1
@@ -1030,3 +1045,648 @@ class IntegritySuite(QueueStoreCase):
         store.dead_letter(Q, leased[3].id, lease_token=leased[3].lease_token, error="y")
         store.requeue_dead(Q, [leased[3].id])
         assert store.check_integrity() == []
+
+
+class LeaseLog:
+    """Every lease threads took, checked as it happens: no id is held by two leases at once.
+
+    Consumers call :meth:`leased` right after ``lease`` returns and :meth:`ending`
+    right before they ack or release, so a correct store never leases an id
+    again between the two. A lease also ends when its ``leased_until`` passes;
+    ``margin`` seconds of that are forgiven for clocks read in different places.
+    """
+
+    def __init__(self, now: Callable[[], float], margin: float) -> None:
+        self._now = now
+        self._margin = margin
+        self._lock = threading.Lock()
+        self._open: dict[str, dict[str, tuple[float, str]]] = {}
+        self._tokens: set[str] = set()
+        self.count = 0
+        """How many leases were logged."""
+        self.problems: list[str] = []
+        """One line per double lease or reused token."""
+
+    def leased(self, consumer: str, messages: list[QueueMessage]) -> None:
+        """Log the leases ``consumer`` was just given."""
+        now = self._now()
+        with self._lock:
+            for m in messages:
+                assert m.lease_token is not None
+                assert m.leased_until is not None
+                self.count += 1
+                if m.lease_token in self._tokens:
+                    self.problems.append(f"token {m.lease_token!r} handed out twice")
+                self._tokens.add(m.lease_token)
+                held = self._open.setdefault(m.id, {})
+                for token, (until, holder) in held.items():
+                    if token != m.lease_token and until - self._margin > now:
+                        self.problems.append(
+                            f"{m.id} leased by {consumer} at {now:.3f} while {holder}'s "
+                            f"lease was valid until {until:.3f}"
+                        )
+                held[m.lease_token] = (m.leased_until, consumer)
+
+    def ending(self, m: QueueMessage) -> None:
+        """Log that the holder of ``m``'s lease is about to settle it."""
+        with self._lock:
+            assert m.lease_token is not None
+            self._open.get(m.id, {}).pop(m.lease_token, None)
+
+
+class _Ticker:
+    """Moves a fake clock along with real time while threads race, so leases can expire."""
+
+    def __init__(self, clock: FakeClock | None) -> None:
+        self._clock = clock
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        assert self._clock is not None
+        last = time.monotonic()
+        while not self._stop.wait(0.002):
+            now = time.monotonic()
+            self._clock.advance(now - last)
+            last = now
+
+    def __enter__(self) -> _Ticker:
+        if self._clock is not None:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._clock is not None:
+            self._thread.join()
+
+
+class TimedCase(QueueStoreCase):
+    """Base of classes comparing timestamps with the store's clock."""
+
+    @pytest.fixture
+    def now(self, clock: FakeClock | None) -> Callable[[], float]:
+        """The store's clock: the injected one, else the wall clock."""
+        return clock if clock is not None else time.time
+
+    @pytest.fixture
+    def tol(self, clock: FakeClock | None) -> float:
+        """Absolute tolerance of a timestamp: tiny with a fake clock, seconds with a real one."""
+        return 1e-3 if clock is not None else 3.0
+
+
+class ConcurrentLeaseSuite(TimedCase):
+    """Threads racing on one handle and on several: no id is ever held by two leases at once."""
+
+    def race(
+        self,
+        handles: list[QueueStore],
+        log: LeaseLog,
+        total: int,
+        *,
+        lease_timeout: float,
+        limit: int,
+        abandon_every: int = 0,
+    ) -> list[str]:
+        """Consume ``total`` messages with one thread per handle; return the acked ids."""
+        acked: list[str] = []
+        acked_lock = threading.Lock()
+        deadline = time.monotonic() + 120
+
+        def consume(n: int, store: QueueStore) -> None:
+            seen = 0
+            name = f"consumer-{n}"
+            while time.monotonic() < deadline:
+                with acked_lock:
+                    if len(acked) >= total:
+                        return
+                leased = store.lease(Q, lease_timeout=lease_timeout, leased_by=name, limit=limit)
+                log.leased(name, leased)
+                if not leased:
+                    store.wait(Q, 0.02)
+                    continue
+                time.sleep(0.001)  # "work", widening the window a double lease needs
+                for m in leased:
+                    seen += 1
+                    if abandon_every and m.attempts == 1 and seen % abandon_every == 0:
+                        continue  # left to expire and be delivered again
+                    log.ending(m)
+                    if store.ack(Q, m.id, lease_token=m.lease_token):
+                        with acked_lock:
+                            acked.append(m.id)
+
+        threads = [threading.Thread(target=consume, args=(n, h)) for n, h in enumerate(handles)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=150)
+        return acked
+
+    @pytest.mark.parametrize("limit", [1, 5])
+    @pytest.mark.parametrize("shared", [True, False], ids=["one-handle", "four-handles"])
+    def test_long_leases_never_overlap(
+        self,
+        make_queue_store: Callable[[], QueueStore],
+        now: Callable[[], float],
+        limit: int,
+        shared: bool,
+    ) -> None:
+        first = make_queue_store()
+        handles = [first] * 4 if shared else [first] + [make_queue_store() for _ in range(3)]
+        first.put_many(Q, [str(i).encode() for i in range(120)], codec=first.serializer.name)
+        log = LeaseLog(now, margin=0.0)
+        acked = self.race(handles, log, 120, lease_timeout=LONG, limit=limit)
+        assert log.problems == []
+        assert sorted(acked) == sorted(set(acked))
+        assert len(acked) == 120
+        assert log.count == 120
+        assert first.stats(Q).total == 0
+
+    @pytest.mark.parametrize("limit", [1, 3])
+    def test_short_leases_expire_to_one_holder_at_a_time(
+        self,
+        make_queue_store: Callable[[], QueueStore],
+        clock: FakeClock | None,
+        now: Callable[[], float],
+        limit: int,
+    ) -> None:
+        """Half-second leases, some abandoned: each is delivered again only once it expired."""
+        handles = [make_queue_store() for _ in range(3)]
+        store = handles[0]
+        store.put_many(Q, [str(i).encode() for i in range(40)], codec=store.serializer.name)
+        log = LeaseLog(now, margin=0.0 if clock is not None else 0.1)
+        with _Ticker(clock):
+            acked = self.race(handles, log, 40, lease_timeout=0.5, limit=limit, abandon_every=4)
+        assert log.problems == []
+        assert len(acked) == 40
+        assert len(set(acked)) == 40
+        assert log.count > 40, "no abandoned lease was delivered again"
+
+
+class WaitBlocksSuite(QueueStoreCase):
+    """wait() blocks while nothing can be leased: consumers must not busy-spin."""
+
+    def count_wakeups(self, store: QueueStore, seconds: float = 1.0) -> int:
+        """Lease-then-wait for ``seconds`` of real time; return how many waits returned."""
+        wakeups = 0
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            assert store.lease(Q, lease_timeout=LONG) == []
+            store.wait(Q, 0.2)
+            wakeups += 1
+        return wakeups
+
+    def test_wait_blocks_on_an_empty_queue(self, store: QueueStore) -> None:
+        # About 5 with 0.2 s waits; spurious early returns are allowed, a spin is not.
+        assert self.count_wakeups(store) <= 40
+
+    def test_wait_blocks_while_only_delayed_and_leased_messages_exist(
+        self, store: QueueStore
+    ) -> None:
+        self.put(store, b"later", delay=LONG)
+        self.put(store, b"taken")
+        self.lease_one(store)
+        assert self.count_wakeups(store) <= 40
+
+    def test_waiting_thread_uses_little_cpu(self, store: QueueStore) -> None:
+        cpu: list[float] = []
+
+        def waiter() -> None:
+            started = time.thread_time()
+            store.wait(Q, 0.5)
+            store.wait(Q, 0.5)
+            cpu.append(time.thread_time() - started)
+
+        t = threading.Thread(target=waiter)
+        t.start()
+        t.join(timeout=30)
+        # A spinning wait burns close to the full second; blocking burns almost none.
+        assert cpu
+        assert cpu[0] < 0.5
+
+
+class WaitWakesSuite(QueueStoreCase):
+    """wait() returns early after a release or requeue_dead, and when a lease expires."""
+
+    def wakes_within(self, waiter: QueueStore, action: Callable[[], object]) -> float:
+        """Real seconds a ``wait(Q, 20)`` loop took to lease after ``action`` ran in 0.2 s."""
+        timer = threading.Timer(0.2, action)
+        started = time.monotonic()
+        timer.start()
+        try:
+            deadline = started + 20
+            while not waiter.lease(Q, lease_timeout=LONG) and time.monotonic() < deadline:
+                waiter.wait(Q, 20)
+        finally:
+            timer.join()
+        return time.monotonic() - started
+
+    def test_wait_wakes_on_a_release(self, make_queue_store: Callable[[], QueueStore]) -> None:
+        waiter, other = make_queue_store(), make_queue_store()
+        self.put(other)
+        m = self.lease_one(other)
+        took = self.wakes_within(waiter, lambda: other.release(Q, m.id, lease_token=m.lease_token))
+        assert took < 15, "wait() did not wake after a release"
+
+    def test_wait_wakes_on_requeue_dead(self, make_queue_store: Callable[[], QueueStore]) -> None:
+        waiter, other = make_queue_store(), make_queue_store()
+        m = self.put(other)
+        assert other.dead_letter(Q, m.id)
+        took = self.wakes_within(waiter, lambda: other.requeue_dead(Q))
+        assert took < 15, "wait() did not wake after requeue_dead"
+
+    def test_wait_wakes_when_a_lease_expires(
+        self, store: QueueStore, timeline: Timeline, clock: FakeClock | None
+    ) -> None:
+        self.put(store)
+        self.lease_one(store, lease_timeout=0.3)
+        if clock is not None:
+            clock.advance(0.3)  # wait() then sees the lease expired
+        took = self.wakes_within(store, lambda: None)
+        assert took < 15, "wait() did not wake when the lease expired"
+
+
+class TimestampSuite(TimedCase):
+    """Every timestamp equals the store's clock at the call (absolute tolerance)."""
+
+    def test_put_times(self, store: QueueStore, now: Callable[[], float], tol: float) -> None:
+        m = self.put(store)
+        assert m.created_at == at(now(), tol)
+        assert m.available_at == at(now(), tol)
+        assert (m.leased_until, m.failed_at) == (None, None)
+        later = self.put(store, delay=LONG)
+        assert later.created_at == at(now(), tol)
+        assert later.available_at == at(now() + LONG, tol)
+        seen = store.inspect(Q, later.id)
+        assert seen is not None
+        assert (seen.created_at, seen.available_at) == (
+            at(later.created_at, 1e-3),
+            at(later.available_at, 1e-3),
+        )
+
+    def test_put_many_times(self, store: QueueStore, now: Callable[[], float], tol: float) -> None:
+        codec = store.serializer.name
+        for m in store.put_many(Q, [b"a", b"b"], codec=codec, delay=LONG):
+            assert m.created_at == at(now(), tol)
+            assert m.available_at == at(now() + LONG, tol)
+        for m in store.put_many(Q, [b"c"], codec=codec):
+            assert m.available_at == at(now(), tol)
+
+    def test_lease_and_extend_times(
+        self, store: QueueStore, timeline: Timeline, now: Callable[[], float], tol: float
+    ) -> None:
+        put = self.put(store)
+        timeline.advance(1)
+        m = self.lease_one(store, lease_timeout=600)
+        assert m.leased_until == at(now() + 600, tol)
+        assert m.created_at == at(put.created_at, 1e-3)
+        assert m.lease_token is not None
+        timeline.advance(1)
+        assert store.extend(Q, m.id, lease_token=m.lease_token, lease_timeout=1200)
+        seen = store.inspect(Q, m.id)
+        assert seen is not None
+        assert seen.leased_until == at(now() + 1200, tol)
+
+    def test_release_times(
+        self, store: QueueStore, timeline: Timeline, now: Callable[[], float], tol: float
+    ) -> None:
+        self.put(store)
+        m = self.lease_one(store)
+        timeline.advance(1)
+        assert store.release(Q, m.id, lease_token=m.lease_token, delay=LONG, error="boom")
+        seen = store.inspect(Q, m.id)
+        assert seen is not None
+        assert seen.failed_at == at(now(), tol)
+        assert seen.available_at == at(now() + LONG, tol)
+        assert seen.leased_until is None
+
+    def test_dead_letter_and_requeue_times(
+        self, store: QueueStore, timeline: Timeline, now: Callable[[], float], tol: float
+    ) -> None:
+        m = self.put(store)
+        timeline.advance(1)
+        assert store.dead_letter(Q, m.id, error="poison")
+        seen = store.inspect(Q, m.id)
+        assert seen is not None
+        assert seen.failed_at == at(now(), tol)
+        failed_at = seen.failed_at
+        assert failed_at is not None
+        timeline.advance(1)
+        assert store.requeue_dead(Q, [m.id]) == 1
+        back = store.inspect(Q, m.id)
+        assert back is not None
+        assert back.available_at == at(now(), tol)
+        assert back.failed_at == at(failed_at, 1e-3)
+        assert back.created_at == at(m.created_at, 1e-3)
+
+
+def _state(store: QueueStore, queue: str, message_id: str) -> tuple[Any, ...] | None:
+    m = store.inspect(queue, message_id)
+    if m is None:
+        return None
+    return (
+        m.state,
+        m.attempts,
+        m.payload,
+        m.available_at,
+        m.leased_until,
+        m.leased_by,
+        m.last_error,
+        m.failed_at,
+    )
+
+
+class IsolationSuite(QueueStoreCase):
+    """A verb given an id acts only within its own queue; purge empties only its queue."""
+
+    def test_every_id_verb_ignores_another_queues_messages(self, store: QueueStore) -> None:
+        self.put(store, b"ready", queue="alpha")
+        self.put(store, b"leased", queue="alpha")
+        dead = self.put(store, b"dead", queue="alpha")
+        self.put(store, b"other-ready", queue="beta")
+        ready = self.put(store, b"ready2", queue="alpha")
+        leased = self.lease_one(store, queue="alpha", leased_by="w")
+        leased2 = self.lease_one(store, queue="alpha", leased_by="w")
+        assert store.dead_letter("alpha", dead.id, error="poison")
+        ids = [ready.id, leased.id, leased2.id, dead.id]
+        tokens = {leased.id: leased.lease_token, leased2.id: leased2.lease_token}
+        before = {i: _state(store, "alpha", i) for i in ids}
+        beta_before = store.stats("beta")
+        for i in ids:
+            token = tokens.get(i)
+            assert store.inspect("beta", i) is None
+            assert not store.extend("beta", i, lease_token=token or "t", lease_timeout=LONG)
+            assert not store.release("beta", i, lease_token=token, error="x")
+            assert not store.release("beta", i, error="x")
+            assert not store.dead_letter("beta", i, lease_token=token, error="x")
+            assert not store.dead_letter("beta", i, error="x")
+            assert store.requeue_dead("beta", [i]) == 0
+            assert store.ack_many("beta", [(i, token)]) == 0
+            assert store.ack_many("beta", [(i, None)]) == 0
+            assert not store.ack("beta", i, lease_token=token)
+            assert not store.ack("beta", i)
+        assert store.requeue_dead("beta") == 0
+        assert {i: _state(store, "alpha", i) for i in ids} == before
+        assert store.stats("beta") == beta_before
+        assert store.stats("alpha") == QueueStats(ready=1, inflight=2, dead=1)
+
+    @pytest.mark.parametrize("target", ["ready", "dead", "all"])
+    def test_purge_leaves_other_queues_alone(self, store: QueueStore, target: Any) -> None:
+        for queue in ("alpha", "beta"):
+            self.put(store, queue=queue)
+            self.put(store, queue=queue, delay=LONG)
+            self.put(store, queue=queue)
+            m = self.put(store, queue=queue)
+            store.dead_letter(queue, m.id)
+            self.lease_one(store, queue=queue)
+        before = store.stats("beta")
+        store.purge("alpha", target)
+        assert store.stats("beta") == before
+        assert store.purge("alpha", "all") > 0 or target == "all"
+        assert store.stats("beta") == before
+        assert store.queues() == ["beta"]
+
+
+class MessageStateSuite(QueueStoreCase):
+    """Verbs on a message in the wrong state return False (or 0) and change nothing."""
+
+    def test_extend_only_renews_a_held_lease(self, store: QueueStore, timeline: Timeline) -> None:
+        released = self.put(store, b"released")
+        m = self.lease_one(store)
+        assert m.lease_token is not None
+        assert store.release(Q, m.id, lease_token=m.lease_token, delay=LONG)
+        token = m.lease_token
+        cases: list[tuple[str, str]] = [(released.id, token)]
+        dead = self.put(store, b"dead")
+        d = self.lease_one(store)
+        assert d.id == dead.id
+        assert d.lease_token is not None
+        assert store.dead_letter(Q, d.id, lease_token=d.lease_token)
+        cases.append((d.id, d.lease_token))
+        ready = self.put(store, b"ready")
+        cases.append((ready.id, token))
+        cases.append((ready.id, d.lease_token))
+        for message_id, tok in cases:
+            before = _state(store, Q, message_id)
+            assert not store.extend(Q, message_id, lease_token=tok, lease_timeout=LONG)
+            assert _state(store, Q, message_id) == before
+        acked = self.lease_one(store)
+        assert acked.lease_token is not None
+        assert store.ack(Q, acked.id, lease_token=acked.lease_token)
+        assert not store.extend(Q, acked.id, lease_token=acked.lease_token, lease_timeout=LONG)
+        assert store.inspect(Q, acked.id) is None
+
+    def test_extend_fails_once_someone_else_took_the_expired_lease(
+        self, store: QueueStore, timeline: Timeline
+    ) -> None:
+        self.put(store)
+        first = self.lease_one(store, lease_timeout=timeline.unit)
+        timeline.advance(1.5)
+        second = self.lease_one(store)
+        assert first.lease_token is not None
+        before = _state(store, Q, first.id)
+        assert not store.extend(Q, first.id, lease_token=first.lease_token, lease_timeout=LONG)
+        assert _state(store, Q, first.id) == before
+        assert second.lease_token is not None
+        assert store.extend(Q, second.id, lease_token=second.lease_token, lease_timeout=LONG)
+
+    def test_dead_messages_refuse_release_dead_letter_and_extend(self, store: QueueStore) -> None:
+        self.put(store)
+        m = self.lease_one(store)
+        assert m.lease_token is not None
+        assert store.dead_letter(Q, m.id, lease_token=m.lease_token, error="first")
+        before = _state(store, Q, m.id)
+        assert not store.release(Q, m.id)
+        assert not store.release(Q, m.id, lease_token=m.lease_token)
+        assert not store.dead_letter(Q, m.id, error="second")
+        assert not store.dead_letter(Q, m.id, lease_token=m.lease_token, error="second")
+        assert not store.extend(Q, m.id, lease_token=m.lease_token, lease_timeout=LONG)
+        assert not store.ack(Q, m.id, lease_token=m.lease_token)
+        assert store.ack_many(Q, [(m.id, m.lease_token)]) == 0
+        assert _state(store, Q, m.id) == before
+        assert store.stats(Q) == QueueStats(dead=1)
+
+    def test_dead_letters_are_never_leased_again(
+        self, store: QueueStore, timeline: Timeline
+    ) -> None:
+        """Not when their old lease or delay runs out either."""
+        self.put(store, b"leased")
+        ready = self.put(store, b"ready")
+        delayed = self.put(store, b"delayed", delay=timeline.unit)
+        m = self.lease_one(store, lease_timeout=timeline.unit)
+        assert store.dead_letter(Q, m.id, lease_token=m.lease_token)
+        assert store.dead_letter(Q, ready.id)
+        assert store.dead_letter(Q, delayed.id)
+        assert store.lease(Q, lease_timeout=LONG, limit=5) == []
+        timeline.advance(1.5)
+        assert store.lease(Q, lease_timeout=LONG, limit=5) == []
+        assert store.peek(Q) is None
+        assert store.stats(Q) == QueueStats(dead=3)
+        for message_id in (m.id, ready.id, delayed.id):
+            seen = store.inspect(Q, message_id)
+            assert seen is not None
+            assert seen.state is MessageState.DEAD
+
+    @pytest.mark.parametrize("by_id", [True, False], ids=["by-id", "all"])
+    def test_requeue_dead_resets_attempts(self, store: QueueStore, by_id: bool) -> None:
+        self.put(store)
+        for _ in range(3):
+            m = self.lease_one(store)
+            assert store.release(Q, m.id, lease_token=m.lease_token)
+        m = self.lease_one(store)
+        assert m.attempts == 4
+        assert store.dead_letter(Q, m.id, lease_token=m.lease_token, error="poison")
+        assert store.requeue_dead(Q, [m.id] if by_id else None) == 1
+        seen = store.inspect(Q, m.id)
+        assert seen is not None
+        assert (seen.state, seen.attempts, seen.last_error) == (MessageState.READY, 0, "poison")
+        assert self.lease_one(store).attempts == 1
+
+    def test_requeue_dead_skips_ready_delayed_and_leased(self, store: QueueStore) -> None:
+        ready = self.put(store, b"ready")
+        delayed = self.put(store, b"delayed", delay=LONG)
+        self.put(store, b"leased")
+        leased = store.lease(Q, lease_timeout=LONG, limit=2)
+        assert [m.payload for m in leased] == [b"ready", b"leased"]
+        store.release(Q, ready.id, lease_token=leased[0].lease_token)
+        ids = [ready.id, delayed.id, leased[1].id]
+        before = {i: _state(store, Q, i) for i in ids}
+        assert store.requeue_dead(Q, ids) == 0
+        assert store.requeue_dead(Q) == 0
+        assert {i: _state(store, Q, i) for i in ids} == before
+
+    def test_stale_token_settles_nothing_on_a_released_message(self, store: QueueStore) -> None:
+        self.put(store)
+        m = self.lease_one(store)
+        assert store.release(Q, m.id, lease_token=m.lease_token)
+        before = _state(store, Q, m.id)
+        assert not store.ack(Q, m.id, lease_token=m.lease_token)
+        assert store.ack_many(Q, [(m.id, m.lease_token)]) == 0
+        assert not store.release(Q, m.id, lease_token=m.lease_token, error="x")
+        assert not store.dead_letter(Q, m.id, lease_token=m.lease_token, error="x")
+        assert _state(store, Q, m.id) == before
+
+
+class DistinctNamesSuite(QueueStoreCase):
+    """Queue names and dedup keys differing only in case or spaces are different."""
+
+    NAMES = ("jobs", "Jobs", "JOBS", "jobs.", "jobs_")
+    KEYS = ("k", "K", "k ", " k", "k\t", "k\u00a0")
+
+    def test_queue_names_differing_in_case_are_distinct(self, store: QueueStore) -> None:
+        ids = {name: self.put(store, name.encode(), queue=name).id for name in self.NAMES}
+        assert store.queues() == sorted(self.NAMES)
+        for name in self.NAMES:
+            assert store.stats(name) == QueueStats(ready=1)
+            assert store.inspect(name, ids[name]) is not None
+            other = next(n for n in self.NAMES if n != name)
+            assert store.inspect(other, ids[name]) is None
+        m = self.lease_one(store, queue="Jobs")
+        assert m.payload == b"Jobs"
+        assert store.ack("Jobs", m.id, lease_token=m.lease_token)
+        assert store.stats("jobs") == QueueStats(ready=1)
+        assert store.purge("JOBS", "all") == 1
+        assert store.queues() == sorted(set(self.NAMES) - {"Jobs", "JOBS"})
+
+    def test_dedup_keys_differing_in_case_or_spaces_are_distinct(self, store: QueueStore) -> None:
+        stored = [self.put(store, key.encode(), dedup_key=key) for key in self.KEYS]
+        assert len({m.id for m in stored}) == len(self.KEYS)
+        assert [m.dedup_key for m in stored] == list(self.KEYS)
+        again = [self.put(store, b"dup", dedup_key=key) for key in self.KEYS]
+        assert [m.id for m in again] == [m.id for m in stored]
+        assert store.stats(Q).total == len(self.KEYS)
+
+
+class ClosedStoreSuite(QueueStoreCase):
+    """After close(), every method raises StoreClosedError; close() is idempotent."""
+
+    def test_every_method_raises_after_close(
+        self, make_queue_store: Callable[[], QueueStore]
+    ) -> None:
+        store = make_queue_store()
+        m = self.put(store)
+        leased = self.lease_one(store)
+        token = leased.lease_token or "t"
+        codec = store.serializer.name
+        store.close()
+        store.close()
+        calls: dict[str, Callable[[], object]] = {
+            "put": lambda: store.put(Q, b"x", codec=codec),
+            "put_many": lambda: store.put_many(Q, [b"x"], codec=codec),
+            "lease": lambda: store.lease(Q, lease_timeout=1),
+            "wait": lambda: store.wait(Q, 0),
+            "ack": lambda: store.ack(Q, m.id, lease_token=token),
+            "ack_many": lambda: store.ack_many(Q, [(m.id, token)]),
+            "release": lambda: store.release(Q, m.id, lease_token=token),
+            "extend": lambda: store.extend(Q, m.id, lease_token=token, lease_timeout=1),
+            "dead_letter": lambda: store.dead_letter(Q, m.id),
+            "requeue_dead": lambda: store.requeue_dead(Q),
+            "purge": lambda: store.purge(Q, "all"),
+            "peek": lambda: store.peek(Q),
+            "inspect": lambda: store.inspect(Q, m.id),
+            "dead_letters": lambda: store.dead_letters(Q),
+            "stats": lambda: store.stats(Q),
+            "queues": store.queues,
+        }
+        if isinstance(store, IntegrityCheckable):
+            calls["check_integrity"] = store.check_integrity
+        missed = []
+        for name, call in calls.items():
+            try:
+                call()
+            except StoreClosedError:
+                continue
+            missed.append(name)
+        assert missed == [], f"no StoreClosedError from {missed}"
+        store.close()
+
+
+class RecordFieldsSuite(QueueStoreCase):
+    """Every verb returns whole records: the right queue, codec and counts, never a default."""
+
+    @staticmethod
+    def assert_whole(m: QueueMessage | None, codec: str, queue: str = Q) -> QueueMessage:
+        """``m`` is a message of ``queue`` written with ``codec``."""
+        assert m is not None
+        assert (m.queue, m.codec) == (queue, codec)
+        assert isinstance(m.id, str)
+        assert m.id
+        return m
+
+    def test_every_verb_returns_the_queue_and_codec(self, store: QueueStore) -> None:
+        codec = store.serializer.name
+        keyed = self.assert_whole(self.put(store, b"k", dedup_key="key"), codec)
+        self.assert_whole(self.put(store, b"again", dedup_key="key"), codec)
+        for m in store.put_many(Q, [b"a", b"b"], codec="other-codec"):
+            self.assert_whole(m, "other-codec")
+        self.assert_whole(store.peek(Q), codec)
+        leased = store.lease(Q, lease_timeout=LONG, limit=3)
+        assert [m.codec for m in leased] == [codec, "other-codec", "other-codec"]
+        for m in leased:
+            self.assert_whole(store.inspect(Q, m.id), m.codec)
+        assert store.dead_letter(Q, keyed.id, error="x")
+        [dead] = store.dead_letters(Q)
+        self.assert_whole(dead, codec)
+
+    def test_stats_count_several_of_each_state(self, store: QueueStore) -> None:
+        for _ in range(3):
+            self.put(store)
+        for _ in range(2):
+            self.put(store, delay=LONG)
+        leased = store.lease(Q, lease_timeout=LONG, limit=3)
+        for m in leased[:2]:
+            assert store.dead_letter(Q, m.id, lease_token=m.lease_token)
+        self.put(store)
+        self.put(store)
+        assert store.stats(Q) == QueueStats(ready=2, delayed=2, inflight=1, dead=2)
+
+    def test_a_message_is_due_exactly_at_its_available_at(
+        self, store: QueueStore, clock: FakeClock | None
+    ) -> None:
+        if clock is None:
+            pytest.skip("needs the store's clock to stop exactly at a due time")
+        m = self.put(store, delay=10)
+        clock.advance(10)
+        assert clock() == m.available_at
+        assert store.stats(Q).ready == 1
+        assert self.lease_one(store).id == m.id

@@ -1,54 +1,39 @@
-"""Many processes on one file: lock contention never reaches callers within the timeout."""
+"""Many processes on one store (localqueue.testing.campaigns.run_contention): lock
+contention never reaches callers within the timeout."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
-from localqueue.registry import open_queue_store
-
-CHILD = Path(__file__).with_name("contention_child.py")
-PROCESSES = 8
-ROUNDS = 150
+from localqueue.testing.campaigns import run_contention
 
 
 @pytest.mark.parametrize(
-    "template",
+    ("engine", "durability", "rounds"),
     [
-        "sqlite:///{tmp}/hot.sqlite3?durability=full&timeout=60",
-        "sqlite:///{tmp}/hot.sqlite3?durability=normal&timeout=60",
-        "lmdb:///{tmp}/hot-lmdb",
+        ("sqlite", "full", 150),
+        ("sqlite", "normal", 150),
+        ("lmdb", "", 150),
+        pytest.param("postgresql", "", 40, marks=pytest.mark.services),
+        pytest.param("redis", "", 40, marks=pytest.mark.services),
     ],
 )
 def test_many_processes_never_see_a_lock_error(
-    template: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    engine: str,
+    durability: str,
+    rounds: int,
+    campaign_url: Callable[[str], str],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    url = template.format(tmp=tmp_path)
-    open_queue_store(url).close()  # create the schema once, before the stampede
-    children = [
-        subprocess.Popen(
-            [sys.executable, str(CHILD), url, str(ROUNDS)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(PROCESSES)
-    ]
-    results = [child.communicate(timeout=600) for child in children]
-    errors = [err for child, (_, err) in zip(children, results, strict=True) if child.returncode]
-    assert not errors, errors[0]
-    worst = max(float(out) for out, _ in results)
+    url = campaign_url(engine)
+    if durability:
+        url = url.replace("durability=normal", f"durability={durability}")
+    report = run_contention(url, processes=8, rounds=rounds)
     with capsys.disabled():
-        print(
-            f"\ncontention [{url.split('?')[0].split(':')[0]}, {PROCESSES} processes]: "
-            f"worst single call {worst * 1000:.1f} ms"
-        )
-    store = open_queue_store(url)
-    stats = store.stats("hot")
-    store.close()
+        print("\n" + report.line())
+    assert report.errors == 0, report.problems[:1]
     # Every child put 3 messages a round and acked at most 3: nothing is leased any more.
-    assert stats.inflight == 0
-    assert stats.total == stats.ready
+    assert report.left_in_store == 0
+    assert not report.failed

@@ -19,6 +19,7 @@ from localqueue.errors import (
 )
 from localqueue.protocols import IntegrityCheckable
 from localqueue.registry import open_queue_store
+from localqueue.testing.campaigns import DAMAGE, run_damage
 from localqueue.testing.plugin import skip_or_fail_unreachable
 
 ENGINES = ["sqlite", "lmdb"]
@@ -189,3 +190,17 @@ def test_lmdb_integrity_check_reports_a_stray_index_entry(tmp_path: Path) -> Non
         problems = again.store.check_integrity()
         assert any("missing" in p for p in problems), problems
         assert again.get_nowait() == "good"
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_damage_campaign_gives_only_typed_errors(
+    engine: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report = run_damage(url_for(engine, tmp_path), messages=300)
+    with capsys.disabled():
+        print("\n" + report.line())
+    assert report.skipped is None
+    assert report.extra["cases"] == len(DAMAGE)
+    assert report.errors == 0, report.problems
+    assert not report.failed
+    assert not any(tmp_path.iterdir())  # the campaign damaged copies, never the URL's files

@@ -2,22 +2,44 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import TypeVar
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_random_exponential
 
-from localqueue.errors import StoreClosedError, StoreLockedError
+from localqueue.errors import ConfigurationError, StoreClosedError, StoreLockedError
+from localqueue.protocols import Fault, FaultKind
 from localqueue_postgres._config import PostgresConfig
 from localqueue_postgres._errors import TRANSIENT, translate_errors
 from localqueue_postgres._schema import Tables, ensure_schema
 
-__all__ = ["Connection", "Session"]
+__all__ = ["FAULTS", "Connection", "Session"]
+
+FAULTS: frozenset[FaultKind] = frozenset({"locked", "engine_error"})
+"""The faults both PostgreSQL stores simulate for the conformance suite."""
+
+# Counts the row writes of the current transaction (each store statement runs
+# alone in autocommit, so: of the statement) in a transaction-local setting.
+_FAULT_FUNCTION = """CREATE OR REPLACE FUNCTION {function}() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+  done integer := coalesce(
+    nullif(current_setting('localqueue.fault_writes', true), ''), '0')::integer;
+BEGIN
+  IF done >= TG_ARGV[0]::integer THEN
+    RAISE EXCEPTION 'localqueue: injected engine fault';
+  END IF;
+  PERFORM set_config('localqueue.fault_writes', (done + 1)::text, true);
+  IF TG_OP = 'DELETE' THEN RETURN OLD; END IF;
+  RETURN NEW;
+END $$"""
 
 T = TypeVar("T")
 Connection = psycopg.Connection[TupleRow]
@@ -43,6 +65,7 @@ class Session:
         self._closed = False
         self._lock = threading.Lock()
         self._listen_pool: ConnectionPool[Connection] | None = None
+        self._fault_lock_timeout: float | None = None
         kwargs = config.connect_kwargs()
         # A direct connection first: it fails fast with the server's own reason
         # (refused, unknown database...) where a pool would only time out.
@@ -89,7 +112,58 @@ class Session:
 
     def _once(self, work: Callable[[Connection], T]) -> T:
         with self._pool.connection() as conn:
-            return work(conn)
+            override = self._fault_lock_timeout
+            if override is None:
+                return work(conn)
+            milliseconds = f"{max(1, round(override * 1000))}ms"
+            conn.execute("SELECT set_config('lock_timeout', %s, false)", [milliseconds])
+            try:
+                return work(conn)
+            finally:
+                # Back to the URL's lock_timeout (a connection option, so RESET's default).
+                with contextlib.suppress(psycopg.Error):
+                    conn.execute("RESET lock_timeout")
+
+    @contextlib.contextmanager
+    def inject_fault(self, fault: Fault) -> Iterator[None]:
+        """The engine side of the stores' ``inject_fault`` (see ``FaultInjectable``).
+
+        ``locked``: another session holds ``LOCK TABLE ... IN EXCLUSIVE MODE`` on
+        both tables (reads go on, writes wait), and this store's statements use
+        ``fault.timeout`` as their ``lock_timeout`` meanwhile. ``engine_error``: a
+        row trigger on both tables raises past ``fault.after`` row writes of a
+        statement. Both affect every handle on the schema while active.
+        """
+        if fault.kind not in FAULTS:
+            raise ConfigurationError(f"PostgreSQL stores cannot simulate a {fault.kind!r} fault")
+        self.check_open()
+        t = self.tables
+        with self.errors(), psycopg.connect(**self.config.connect_kwargs()) as conn:
+            if fault.kind == "locked":
+                with conn.transaction():
+                    lock = sql.SQL("LOCK TABLE {}, {} IN EXCLUSIVE MODE")
+                    conn.execute(lock.format(t.messages, t.attempts))
+                    self._fault_lock_timeout = float(fault.timeout)
+                    try:
+                        yield
+                    finally:
+                        self._fault_lock_timeout = None
+                return
+            function = sql.Identifier(t.schema_name, "lq_fault")
+            conn.execute(sql.SQL(_FAULT_FUNCTION).format(function=function))
+            for table in (t.messages, t.attempts):
+                conn.execute(
+                    sql.SQL(
+                        "CREATE TRIGGER lq_fault BEFORE INSERT OR UPDATE OR DELETE ON {} "
+                        "FOR EACH ROW EXECUTE FUNCTION {}({})"
+                    ).format(table, function, sql.Literal(str(int(fault.after))))
+                )
+            try:
+                yield
+            finally:
+                for table in (t.messages, t.attempts):
+                    conn.execute(sql.SQL("DROP TRIGGER IF EXISTS lq_fault ON {}").format(table))
+                conn.execute(sql.SQL("DROP FUNCTION IF EXISTS {}()").format(function))
 
     def listen_pool(self) -> ConnectionPool[Connection]:
         """The pool of connections used for blocking waits, opened on first use.

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, replace
 from typing import Any, Self
 
 import psycopg
@@ -24,8 +26,13 @@ from psycopg.rows import dict_row
 from psycopg_pool import PoolTimeout
 
 from localqueue._models import Capability, MessageState, QueueMessage, QueueStats, RetryRecord
-from localqueue.errors import AttemptStoreLockedError, ConfigurationError, QueueStoreLockedError
-from localqueue.protocols import Clock, PurgeTarget
+from localqueue.errors import (
+    AttemptStoreLockedError,
+    ConfigurationError,
+    Full,
+    QueueStoreLockedError,
+)
+from localqueue.protocols import Clock, Fault, PurgeTarget
 from localqueue.registry import ClassBackend
 from localqueue.stores._common import new_message_id, new_message_ids
 from localqueue.urls import StoreURL
@@ -36,6 +43,7 @@ from localqueue.validation import (
     check_lease_timeout,
     check_leases,
     check_limit,
+    check_max_size,
     check_message_id,
     check_message_ids,
     check_purge_target,
@@ -47,9 +55,9 @@ from localqueue.validation import (
 )
 from localqueue_postgres._config import PostgresConfig
 from localqueue_postgres._schema import NOW
-from localqueue_postgres._session import Connection, Session
+from localqueue_postgres._session import FAULTS, Connection, Session
 
-__all__ = ["PostgresAttemptStore", "PostgresQueueStore", "backend"]
+__all__ = ["PostgresAttemptStore", "PostgresBackend", "PostgresQueueStore", "backend"]
 
 _READY, _INFLIGHT, _DEAD = 0, 1, 2
 
@@ -114,6 +122,13 @@ class _Statements:
             ), note AS (SELECT pg_notify(%(channel)s, %(queue)s) FROM ins LIMIT 1)
             SELECT ins.*, {now} AS now FROM ins LEFT JOIN note ON true"""
         )
+        # A per-queue lock in the two-int advisory key space (the schema lock uses the
+        # one-bigint space): puts with max_size on one queue take turns, and each
+        # counts in a snapshot taken after the previous one committed.
+        self.capacity_lock = q(
+            "SELECT pg_advisory_xact_lock(hashtext(%(schema)s), hashtext(%(queue)s))"
+        )
+        self.unfinished = q("SELECT count(*) FROM {m} WHERE queue = %(queue)s AND state < 2")
         self.by_dedup_key = q(
             "SELECT *, {now} AS now FROM {m} WHERE queue = %(queue)s AND dedup_key = %(dedup_key)s"
         )
@@ -217,6 +232,14 @@ class _Statements:
         self.listen = sql.SQL("LISTEN {}").format(sql.Identifier(t.channel))
 
 
+class _Duplicate(Exception):
+    """Carries the stored message of a duplicate ``dedup_key`` out of a transaction."""
+
+    def __init__(self, message: QueueMessage) -> None:
+        super().__init__(message.id)
+        self.message = message
+
+
 def _rows(conn: Connection, query: sql.Composed, params: dict[str, Any]) -> list[Row]:
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(query, params).fetchall()
@@ -238,6 +261,8 @@ class PostgresQueueStore:
     """
 
     capabilities = frozenset({Capability.PERSISTENT, Capability.MULTI_PROCESS})
+    faults = FAULTS
+    """Faults :meth:`inject_fault` simulates (see ``localqueue.protocols.FaultInjectable``)."""
 
     def __init__(self, config: PostgresConfig) -> None:
         self.serializer = config.serializer
@@ -270,9 +295,16 @@ class PostgresQueueStore:
         delay: float = 0.0,
         priority: int = 0,
         dedup_key: str | None = None,
+        max_size: int | None = None,
     ) -> QueueMessage:
-        """Store one message (see :meth:`localqueue.protocols.QueueStore.put`)."""
+        """Store one message (see :meth:`localqueue.protocols.QueueStore.put`).
+
+        With ``max_size`` the count and the insert run in one transaction under a
+        per-queue advisory lock, so the bound holds across connections.
+        """
         delay = check_put(queue, payload, delay, priority, dedup_key)
+        if max_size is not None:
+            check_max_size(max_size)
         params = {
             "id": new_message_id(),
             "queue": queue,
@@ -290,8 +322,16 @@ class PostgresQueueStore:
                 rows = _rows(conn, self._sql.by_dedup_key, params)
             return _message(queue, rows[0]) if rows else None
 
+        def bounded(conn: Connection) -> QueueMessage | None:
+            with conn.transaction():
+                self._reserve(conn, queue, 1, max_size or 0, dedup_key)
+                return work(conn)
+
         while True:
-            stored = self._session.run(work)
+            try:
+                stored = self._session.run(work if max_size is None else bounded)
+            except _Duplicate as dup:
+                return dup.message
             # None: the duplicate was acked between the two statements; insert again.
             if stored is not None:
                 return stored
@@ -304,9 +344,12 @@ class PostgresQueueStore:
         codec: str,
         delay: float = 0.0,
         priority: int = 0,
+        max_size: int | None = None,
     ) -> list[QueueMessage]:
         """Store several messages atomically, in one statement and one round trip."""
         items, delay = check_put_many(queue, payloads, delay, priority)
+        if max_size is not None:
+            check_max_size(max_size)
         self._session.check_open()
         if not items:
             return []
@@ -320,9 +363,36 @@ class PostgresQueueStore:
             "priority": priority,
             "channel": self._channel,
         }
-        rows = self._session.run(lambda conn: _rows(conn, self._sql.put_many, params))
+
+        def bounded(conn: Connection) -> list[Row]:
+            with conn.transaction():
+                self._reserve(conn, queue, len(items), max_size or 0, None)
+                return _rows(conn, self._sql.put_many, params)
+
+        if max_size is None:
+            rows = self._session.run(lambda conn: _rows(conn, self._sql.put_many, params))
+        else:
+            rows = self._session.run(bounded)
         by_id = {row["id"]: row for row in rows}
         return [_message(queue, by_id[i]) for i in ids]
+
+    def _reserve(
+        self, conn: Connection, queue: str, needed: int, max_size: int, dedup_key: str | None
+    ) -> None:
+        """Inside a transaction: take the queue's capacity lock, then check for room.
+
+        Raises ``_Duplicate`` for a stored ``dedup_key`` (returned even when full)
+        and ``Full`` (rolling the transaction back) when ``needed`` does not fit.
+        """
+        params = {"schema": self._session.tables.schema_name, "queue": queue}
+        conn.execute(self._sql.capacity_lock, params)
+        if dedup_key is not None:
+            rows = _rows(conn, self._sql.by_dedup_key, {**params, "dedup_key": dedup_key})
+            if rows:
+                raise _Duplicate(_message(queue, rows[0]))
+        unfinished = _scalar(conn, self._sql.unfinished, params)
+        if unfinished + needed > max_size:
+            raise Full(f"queue {queue!r} holds {unfinished} of at most {max_size} messages")
 
     def lease(
         self,
@@ -523,6 +593,16 @@ class PostgresQueueStore:
 
         return sorted(self._session.run(work))
 
+    def inject_fault(self, fault: Fault) -> AbstractContextManager[None]:
+        """Test hook: make PostgreSQL fail as ``fault`` says until the context exits.
+
+        ``locked`` holds an ``EXCLUSIVE`` table lock from another session;
+        ``engine_error`` adds a row trigger raising past ``fault.after`` writes.
+        Both affect every handle on the schema. See
+        ``localqueue.protocols.FaultInjectable``.
+        """
+        return self._session.inject_fault(fault)
+
     def close(self) -> None:
         """Close the store's connections; later calls raise ``StoreClosedError``. Idempotent."""
         self._session.close()
@@ -532,6 +612,8 @@ class PostgresAttemptStore:
     """Retry budgets in a PostgreSQL schema, shared by every process that opens the URL."""
 
     capabilities = frozenset({Capability.PERSISTENT, Capability.MULTI_PROCESS})
+    faults = FAULTS
+    """Faults :meth:`inject_fault` simulates (see ``localqueue.protocols.FaultInjectable``)."""
 
     def __init__(self, config: PostgresConfig) -> None:
         self._session = Session(config, locked=AttemptStoreLockedError, kind="attempt")
@@ -602,10 +684,41 @@ class PostgresAttemptStore:
         check_retry_key(key)
         return self._session.run(lambda conn: _count(conn, self._reset, {"key": key})) > 0
 
+    def inject_fault(self, fault: Fault) -> AbstractContextManager[None]:
+        """Test hook: make PostgreSQL fail as ``fault`` says until the context exits.
+
+        ``locked`` holds an ``EXCLUSIVE`` table lock from another session;
+        ``engine_error`` adds a row trigger raising past ``fault.after`` writes.
+        Both affect every handle on the schema. See
+        ``localqueue.protocols.FaultInjectable``.
+        """
+        return self._session.inject_fault(fault)
+
     def close(self) -> None:
         """Close the store's connections; later calls raise ``StoreClosedError``. Idempotent."""
         self._session.close()
 
 
-backend = ClassBackend(PostgresQueueStore, PostgresAttemptStore)
+@dataclass(frozen=True)
+class PostgresBackend(ClassBackend):
+    """The PostgreSQL backend: namespaces are schemas (``NamespacedBackend``)."""
+
+    def namespace(self, url: StoreURL, name: str) -> StoreURL:
+        """``url`` with ``schema=<its schema>_<name>``, a schema nobody else uses."""
+        schema = PostgresConfig.from_url(url).schema
+        # Keep within PostgreSQL's 63-byte identifiers; the name makes it unique.
+        suffix = f"_{name}"
+        base = schema.encode()[: 63 - len(suffix.encode())].decode(errors="ignore")
+        return replace(url, query={**url.query, "schema": base + suffix})
+
+    def drop_namespace(self, url: StoreURL) -> None:
+        """Drop the URL's schema and every table in it."""
+        config = PostgresConfig.from_url(url)
+        with psycopg.connect(**config.connect_kwargs()) as conn:
+            conn.execute(
+                sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(config.schema))
+            )
+
+
+backend = PostgresBackend(PostgresQueueStore, PostgresAttemptStore)
 """What the ``postgresql`` and ``postgres`` schemes resolve to."""

@@ -126,8 +126,9 @@ local function holds(tok, arg)
 end
 """
 
-# ARGV: now, qb, gb, queue, codec, delay, priority, dedup_key or '', n, ids..., payloads...
-# Returns {created_at, existing message hash or false}.
+# ARGV: now, qb, gb, queue, codec, delay, priority, dedup_key or '', n, ids..., payloads...,
+# max_size or ''. Returns {created_at, existing message hash or false}, or, when the
+# batch does not fit under max_size, {now, false, unfinished count} and stores nothing.
 _PUT = r"""
 local now = now_from(ARGV[1])
 local qb, gb, queue, codec = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
@@ -143,6 +144,12 @@ if n == 0 then return {fmt(now), false} end
 -- its batch already stored and does not store it twice.
 local first = redis.call('HGET', qb .. 'm:' .. ARGV[10], 'ca')
 if first then return {first, false} end
+local cap = tonumber(ARGV[10 + 2 * n])
+if cap then
+  local unfinished = redis.call('ZCARD', qb .. 'ready') + redis.call('ZCARD', qb .. 'delayed')
+    + redis.call('ZCARD', qb .. 'leased')
+  if unfinished + n > cap then return {fmt(now), false, unfinished} end
+end
 local avail = now + delay
 for i = 1, n do
   local id = ARGV[9 + i]

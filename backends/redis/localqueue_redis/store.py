@@ -30,6 +30,7 @@ from localqueue._models import (
 from localqueue.errors import (
     AttemptStoreLockedError,
     ConfigurationError,
+    Full,
     QueueStoreLockedError,
     StoreClosedError,
     StoreCorruptedError,
@@ -46,6 +47,7 @@ from localqueue.validation import (
     check_lease_timeout,
     check_leases,
     check_limit,
+    check_max_size,
     check_message_id,
     check_message_ids,
     check_purge_target,
@@ -269,9 +271,10 @@ class RedisQueueStore(_RedisStore):
         delay: float,
         priority: int,
         dedup_key: str | None,
+        max_size: int | None = None,
     ) -> list[QueueMessage]:
         ids = new_message_ids(len(payloads))
-        created_raw, existing = self._run(
+        reply = self._run(
             "put",
             self._qb(queue),
             self._global,
@@ -283,7 +286,11 @@ class RedisQueueStore(_RedisStore):
             len(payloads),
             *ids,
             *payloads,
+            "" if max_size is None else str(max_size),
         )
+        if len(reply) > 2:
+            raise Full(f"queue {queue!r} holds {reply[2]} of at most {max_size} messages")
+        created_raw, existing = reply
         created_at = float(created_raw)
         if existing:
             return [self._message(queue, existing, created_at)]
@@ -306,10 +313,13 @@ class RedisQueueStore(_RedisStore):
         delay: float = 0.0,
         priority: int = 0,
         dedup_key: str | None = None,
+        max_size: int | None = None,
     ) -> QueueMessage:
         """Store one message (see :meth:`localqueue.protocols.QueueStore.put`)."""
         delay = check_put(queue, payload, delay, priority, dedup_key)
-        return self._put(queue, [payload], codec, delay, priority, dedup_key)[0]
+        if max_size is not None:
+            check_max_size(max_size)
+        return self._put(queue, [payload], codec, delay, priority, dedup_key, max_size)[0]
 
     def put_many(
         self,
@@ -319,13 +329,16 @@ class RedisQueueStore(_RedisStore):
         codec: str,
         delay: float = 0.0,
         priority: int = 0,
+        max_size: int | None = None,
     ) -> list[QueueMessage]:
         """Store several messages atomically, in one script call."""
         items, delay = check_put_many(queue, payloads, delay, priority)
+        if max_size is not None:
+            check_max_size(max_size)
         if not items:
             self._check_open()
             return []
-        return self._put(queue, items, codec, delay, priority, None)
+        return self._put(queue, items, codec, delay, priority, None, max_size)
 
     def lease(
         self,
