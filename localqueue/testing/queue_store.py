@@ -65,6 +65,20 @@ def at(expected: float, tol: float) -> Any:
     return pytest.approx(expected, rel=0, abs=tol)
 
 
+def wakes_within(waiter: QueueStore, action: Callable[[], object]) -> float:
+    """Real seconds a ``wait(Q, 20)`` loop took to lease after ``action`` ran in 0.2 s."""
+    timer = threading.Timer(0.2, action)
+    started = time.monotonic()
+    timer.start()
+    try:
+        deadline = started + 20
+        while not waiter.lease(Q, lease_timeout=LONG) and time.monotonic() < deadline:
+            waiter.wait(Q, 20)
+    finally:
+        timer.join()
+    return time.monotonic() - started
+
+
 class QueueStoreCase(StoreSuiteBase):
     """Base of the queue-store classes: a ``store`` handle and small helpers."""
 
@@ -916,16 +930,8 @@ class WaitSuite(QueueStoreCase):
         self, make_queue_store: Callable[[], QueueStore]
     ) -> None:
         waiter, producer = make_queue_store(), make_queue_store()
-        timer = threading.Timer(0.2, lambda: self.put(producer))
-        started = time.monotonic()
-        timer.start()
-        try:
-            deadline = started + 20
-            while not waiter.lease(Q, lease_timeout=LONG) and time.monotonic() < deadline:
-                waiter.wait(Q, 20)
-        finally:
-            timer.join()
-        assert time.monotonic() - started < 15, "wait() did not wake after a put"
+        took = wakes_within(waiter, lambda: self.put(producer))
+        assert took < 15, "wait() did not wake after a put"
 
     def test_wait_returns_when_timeout_passes(self, store: QueueStore) -> None:
         started = time.monotonic()
@@ -1268,31 +1274,18 @@ class WaitBlocksSuite(QueueStoreCase):
 class WaitWakesSuite(QueueStoreCase):
     """wait() returns early after a release or requeue_dead, and when a lease expires."""
 
-    def wakes_within(self, waiter: QueueStore, action: Callable[[], object]) -> float:
-        """Real seconds a ``wait(Q, 20)`` loop took to lease after ``action`` ran in 0.2 s."""
-        timer = threading.Timer(0.2, action)
-        started = time.monotonic()
-        timer.start()
-        try:
-            deadline = started + 20
-            while not waiter.lease(Q, lease_timeout=LONG) and time.monotonic() < deadline:
-                waiter.wait(Q, 20)
-        finally:
-            timer.join()
-        return time.monotonic() - started
-
     def test_wait_wakes_on_a_release(self, make_queue_store: Callable[[], QueueStore]) -> None:
         waiter, other = make_queue_store(), make_queue_store()
         self.put(other)
         m = self.lease_one(other)
-        took = self.wakes_within(waiter, lambda: other.release(Q, m.id, lease_token=m.lease_token))
+        took = wakes_within(waiter, lambda: other.release(Q, m.id, lease_token=m.lease_token))
         assert took < 15, "wait() did not wake after a release"
 
     def test_wait_wakes_on_requeue_dead(self, make_queue_store: Callable[[], QueueStore]) -> None:
         waiter, other = make_queue_store(), make_queue_store()
         m = self.put(other)
         assert other.dead_letter(Q, m.id)
-        took = self.wakes_within(waiter, lambda: other.requeue_dead(Q))
+        took = wakes_within(waiter, lambda: other.requeue_dead(Q))
         assert took < 15, "wait() did not wake after requeue_dead"
 
     def test_wait_wakes_when_a_lease_expires(
@@ -1302,7 +1295,7 @@ class WaitWakesSuite(QueueStoreCase):
         self.lease_one(store, lease_timeout=0.3)
         if clock is not None:
             clock.advance(0.3)  # wait() then sees the lease expired
-        took = self.wakes_within(store, lambda: None)
+        took = wakes_within(store, lambda: None)
         assert took < 15, "wait() did not wake when the lease expired"
 
 
