@@ -353,6 +353,10 @@ def test_killed_connections_are_replaced_and_nothing_is_lost(
     thread = threading.Thread(target=killer)
     thread.start()
     acked: Counter[bytes] = Counter()
+    # An ack whose reply a kill cut off is retried; the retry finds the message
+    # gone and reports False (see docs/backends/redis.md), so refused acks are
+    # counted apart: each must be one of the few a kill could have cut.
+    refused: set[bytes] = set()
     deadline = time.monotonic() + 120
     try:
         while time.monotonic() < deadline:
@@ -365,12 +369,15 @@ def test_killed_connections_are_replaced_and_nothing_is_lost(
             for message in leased:
                 if store.ack("jobs", message.id, lease_token=message.lease_token):
                     acked[message.payload] += 1
+                else:
+                    refused.add(message.payload)
                 time.sleep(0.001)  # let the kills land mid-run
     finally:
         stop.set()
         thread.join(30)
     assert sum(kills) >= 1, "no connection was killed"
-    assert set(acked) == {str(i).encode() for i in range(total)}, "messages lost"
+    assert set(acked) | refused == {str(i).encode() for i in range(total)}, "messages lost"
+    assert len(refused - set(acked)) <= sum(kills), "more refused acks than kills"
     assert max(acked.values()) == 1, "a message was acked twice"
     assert store.stats("jobs").total == 0
 
