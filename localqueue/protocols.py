@@ -41,6 +41,8 @@ __all__ = [
     "AttemptStore",
     "Backend",
     "Clock",
+    "Damage",
+    "DamageInjectable",
     "Fault",
     "FaultInjectable",
     "FaultKind",
@@ -48,6 +50,7 @@ __all__ = [
     "NamespacedBackend",
     "PurgeTarget",
     "QueueStore",
+    "Repairable",
 ]
 
 Clock = Callable[[], float]
@@ -279,6 +282,59 @@ class IntegrityCheckable(Protocol):
 
         Returns:
             One line per problem found; ``[]`` when the store is healthy.
+        """
+        ...
+
+
+@runtime_checkable
+class Repairable(Protocol):
+    """Optional: a store that can mend what :meth:`IntegrityCheckable.check_integrity` finds."""
+
+    def repair(self) -> list[str]:
+        """Rebuild localqueue's indexes from the records; move unreadable records aside.
+
+        A record that cannot be read is kept as a dead letter whose ``last_error``
+        says it was damaged (its bytes are kept as the value where any survive);
+        an index entry whose record is gone is removed. Messages that were intact
+        are unchanged. Safe while other handles use the store: it runs in the
+        engine's write transactions.
+
+        Returns:
+            One line per repair made, naming the message id; ``[]`` when nothing
+            needed repair. A second call right after returns ``[]``.
+        """
+        ...
+
+
+Damage = Literal["record", "missing"]
+"""How :meth:`DamageInjectable.damage_record` damages one stored message.
+
+``"record"``: the message's record (row, hash or value holding its fields) is
+overwritten with content the store cannot read, as a damaged page or a bad
+manual edit leaves it, while its index entries stay. ``"missing"``: the record
+is gone while index entries still point at it (engines whose indexes are their
+own keys: LMDB, Redis).
+"""
+
+
+@runtime_checkable
+class DamageInjectable(Protocol):
+    """Optional test hook: a store that can damage one of its own records on demand.
+
+    The conformance suite (:mod:`localqueue.testing.damage`) uses it to check that
+    a damaged record is reported with its id, moved aside as a dead letter (or,
+    when nothing of it is left, dropped with a logged warning) and never blocks
+    the rest of its queue. Nothing in localqueue calls it in production.
+    """
+
+    damages: frozenset[Damage]
+    """The kinds of damage this store can plant; the suite skips the others."""
+
+    def damage_record(self, queue: str, message_id: str, how: Damage) -> None:
+        """Damage the stored record of one message as ``how`` describes.
+
+        Raises:
+            ~localqueue.errors.ConfigurationError: ``how`` is not in :attr:`damages`.
         """
         ...
 

@@ -46,6 +46,7 @@ __all__ = [
     "check_timeout",
     "check_worker_id",
     "limits_of",
+    "storable_text",
 ]
 
 QUEUE_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")  # MAX_QUEUE_NAME_LENGTH
@@ -184,7 +185,34 @@ def _check_key(what: str, key: object) -> str:
         raise ValidationError(f"{what} must be a string, not {type(key).__name__}")
     if not key or len(key) > MAX_KEY_LENGTH:
         raise ValidationError(f"{what} must have 1 to {MAX_KEY_LENGTH} characters")
+    if not key.isprintable() and not _storable(key):
+        # PostgreSQL text cannot hold NUL and no engine can store a lone surrogate
+        # as UTF-8; refusing them here makes every store behave alike.
+        raise ValidationError(f"{what} must not contain NUL characters or lone surrogates")
     return key
+
+
+def _storable(text: str) -> bool:
+    """True when ``text`` has no NUL and encodes as UTF-8 (no lone surrogates)."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def storable_text(text: str) -> str:
+    """``text`` with NUL characters and lone surrogates escaped in backslash form.
+
+    Every engine can store the result, so free text such as an error message is
+    kept the same way on every store: ``"a\x00b"`` becomes ``"a\\x00b"`` and a lone
+    surrogate ``"\udc80"`` becomes ``"\\udc80"``. Text without them is returned as is.
+    """
+    if _storable(text):
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
 
 
 def check_dedup_key(key: object) -> str | None:
@@ -221,11 +249,13 @@ def check_batch(payloads: object) -> list[bytes]:
 
 
 def check_error(error: object) -> str | None:
-    """Return an error text to record, truncated to :data:`MAX_ERROR_LENGTH` characters."""
+    """Return an error text to record: :func:`storable_text`, truncated to
+    :data:`MAX_ERROR_LENGTH` characters."""
     if error is None:
         return None
     if not isinstance(error, str):
         raise ValidationError(f"error must be a string, not {type(error).__name__}")
+    error = storable_text(error)
     if len(error) > MAX_ERROR_LENGTH:
         return error[: MAX_ERROR_LENGTH - 15] + "... [truncated]"
     return error

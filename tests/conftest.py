@@ -3,15 +3,19 @@ the protocols, so every behaviour runs over every embedded engine."""
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from localqueue import PersistentQueue
+from localqueue import PersistentQueue, StoreError
+from localqueue.errors import ConfigurationError
 from localqueue.protocols import AttemptStore, QueueStore
-from localqueue.registry import open_attempt_store, open_queue_store
+from localqueue.registry import get_backend, open_attempt_store, open_queue_store
+from localqueue.testing.plugin import skip_or_fail_unreachable
 
 # The engines the layers above the protocols are tested over.
 ENGINES = ["memory", "sqlite", "lmdb"]
@@ -73,3 +77,63 @@ def attempt_store(engine: Engine) -> Iterator[AttemptStore]:
 def jobs(queue_store: QueueStore) -> PersistentQueue:
     """A queue named ``jobs`` over each embedded engine in turn."""
     return PersistentQueue("jobs", queue_store, lease_timeout=30.0)
+
+
+POSTGRES = os.environ.get("LOCALQUEUE_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS = os.environ.get("LOCALQUEUE_REDIS_URL", "redis://127.0.0.1:6379/0")
+SERVERS = ["postgresql", "redis"]
+
+
+def _drop_server_namespace(scheme: str, tag: str) -> None:
+    if scheme == "postgresql":
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(POSTGRES, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(tag)))
+    else:
+        import redis
+
+        client = redis.Redis.from_url(REDIS)
+        keys = list(client.scan_iter(match=f"{tag}*"))
+        if keys:
+            client.delete(*keys)
+        client.close()
+
+
+def open_server_url(scheme: str) -> tuple[str, str]:
+    """A fresh store URL (own schema or key prefix) on a server backend, and its tag.
+
+    Skips when the backend or its server is missing (fails under
+    ``LOCALQUEUE_REQUIRE_SERVICES=1``, as in CI).
+    """
+    try:
+        get_backend(scheme)
+    except (ImportError, ConfigurationError) as exc:
+        skip_or_fail_unreachable(f"the {scheme} backend is not installed: {exc}")
+    tag = f"lq_core_{uuid.uuid4().hex[:10]}"
+    url = f"{POSTGRES}?schema={tag}" if scheme == "postgresql" else f"{REDIS}?prefix={tag}"
+    try:
+        open_queue_store(url).close()
+    except StoreError as exc:
+        skip_or_fail_unreachable(f"the {scheme} server does not answer: {exc}")
+    return url, tag
+
+
+@pytest.fixture(params=SERVERS)
+def server_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh store URL on each server backend, its schema or keys dropped afterwards."""
+    url, tag = open_server_url(request.param)
+    yield url
+    _drop_server_namespace(request.param, tag)
+
+
+@pytest.fixture(params=[*ENGINES, *SERVERS])
+def any_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh store URL on each of the five stores in turn (servers cleaned up afterwards)."""
+    if request.param in ENGINES:
+        yield engine_url(request.param, tmp_path)
+        return
+    url, tag = open_server_url(request.param)
+    yield url
+    _drop_server_namespace(request.param, tag)

@@ -9,10 +9,6 @@ fail under ``LOCALQUEUE_REQUIRE_SERVICES=1``, as in CI).
 from __future__ import annotations
 
 import json
-import os
-import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -23,64 +19,16 @@ from localqueue import (
     PersistentQueue,
     PersistentRetryExhausted,
     PersistentWorkerConfig,
-    StoreError,
     Worker,
 )
-from localqueue.errors import ConfigurationError
-from localqueue.registry import get_backend, open_attempt_store, open_queue_store
+from localqueue.registry import open_attempt_store
 from localqueue.retry import persistent_retry
-from localqueue.testing.plugin import skip_or_fail_unreachable
 
 pytestmark = pytest.mark.services
 
-POSTGRES = os.environ.get("LOCALQUEUE_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-REDIS = os.environ.get("LOCALQUEUE_REDIS_URL", "redis://127.0.0.1:6379/0")
 
-
-@dataclass(frozen=True)
-class Server:
-    scheme: str
-    url: str
-
-
-def _drop(server: Server, tag: str) -> None:
-    if server.scheme == "postgresql":
-        import psycopg
-        from psycopg import sql
-
-        with psycopg.connect(POSTGRES, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(tag)))
-    else:
-        import redis
-
-        client = redis.Redis.from_url(REDIS)
-        keys = list(client.scan_iter(match=f"{tag}*"))
-        if keys:
-            client.delete(*keys)
-        client.close()
-
-
-@pytest.fixture(params=["postgresql", "redis"])
-def server(request: pytest.FixtureRequest) -> Iterator[Server]:
-    """A fresh store URL on each server backend, cleaned up afterwards."""
-    scheme: str = request.param
-    try:
-        get_backend(scheme)
-    except (ImportError, ConfigurationError) as exc:
-        skip_or_fail_unreachable(f"the {scheme} backend is not installed: {exc}")
-    tag = f"lq_core_{uuid.uuid4().hex[:10]}"
-    url = f"{POSTGRES}?schema={tag}" if scheme == "postgresql" else f"{REDIS}?prefix={tag}"
-    try:
-        open_queue_store(url).close()
-    except StoreError as exc:
-        skip_or_fail_unreachable(f"the {scheme} server does not answer: {exc}")
-    result = Server(scheme, url)
-    yield result
-    _drop(result, tag)
-
-
-def test_queue_lifecycle(server: Server) -> None:
-    with PersistentQueue("emails", server.url) as queue:
+def test_queue_lifecycle(server_url: str) -> None:
+    with PersistentQueue("emails", server_url) as queue:
         queue.put({"to": "a@example.com"}, priority=1)
         queue.put({"to": "b@example.com"})
         first = queue.get_message(leased_by="host-a")
@@ -97,7 +45,7 @@ def test_queue_lifecycle(server: Server) -> None:
         assert queue.stats().total == 0
 
 
-def test_worker_retries_acks_and_dead_letters(server: Server) -> None:
+def test_worker_retries_acks_and_dead_letters(server_url: str) -> None:
     failures: dict[str, int] = {}
 
     def handler(job: dict[str, str]) -> str:
@@ -108,9 +56,9 @@ def test_worker_retries_acks_and_dead_letters(server: Server) -> None:
             raise ValueError("always fails")
         return job["name"]
 
-    with PersistentQueue("jobs", server.url) as queue:
+    with PersistentQueue("jobs", server_url) as queue:
         queue.put_many([{"name": "ok"}, {"name": "flaky"}, {"name": "broken"}])
-        config = PersistentWorkerConfig(max_tries=3, store=server.url, heartbeat_interval=0)
+        config = PersistentWorkerConfig(max_tries=3, store=server_url, heartbeat_interval=0)
         worker = Worker(queue, handler, config=config, handle_signals=False)
         stats = worker.run(until_empty=True)
         assert (stats.acked, stats.dead_lettered) == (2, 1)
@@ -122,11 +70,11 @@ def test_worker_retries_acks_and_dead_letters(server: Server) -> None:
         assert failures == {"ok": 1, "flaky": 2, "broken": 3}
 
 
-def test_retry_budget_persists_across_retryers(server: Server) -> None:
+def test_retry_budget_persists_across_retryers(server_url: str) -> None:
     calls: list[int] = []
 
     def make() -> object:
-        @persistent_retry(key="export:1", store=server.url, stop=stop_after_attempt(2))
+        @persistent_retry(key="export:1", store=server_url, stop=stop_after_attempt(2))
         def export() -> None:
             calls.append(1)
             raise ConnectionError("down")
@@ -141,7 +89,7 @@ def test_retry_budget_persists_across_retryers(server: Server) -> None:
     with pytest.raises(PersistentRetryExhausted):
         restarted()  # type: ignore[operator]
     assert len(calls) == 2
-    store = open_attempt_store(server.url)
+    store = open_attempt_store(server_url)
     record = store.get_record("export:1")
     store.close()
     assert record is not None
@@ -149,7 +97,7 @@ def test_retry_budget_persists_across_retryers(server: Server) -> None:
 
 
 def test_cli_over_the_server(
-    server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    server_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from typer.testing import CliRunner
 
@@ -164,7 +112,7 @@ def test_cli_over_the_server(
         assert result.exit_code == 0, result.output
         return result.stdout
 
-    store = ["--store", server.url, "--retry-store", server.url]
+    store = ["--store", server_url, "--retry-store", server_url]
     run("queue", "add", "numbers", "--value", "4", *store)
     run("queue", "add", "numbers", "--value", "-1", *store)
     assert json.loads(run("queue", "stats", "numbers", *store))["ready"] == 2

@@ -45,6 +45,7 @@ if TYPE_CHECKING:  # the names as the type checker sees them; the runtime resolv
         AttemptTimestampSuite,
     )
     from localqueue.testing.capacity import CapacitySuite
+    from localqueue.testing.damage import DamageSuite
     from localqueue.testing.faults import (
         AttemptEngineErrorSuite,
         AttemptLockTimeoutSuite,
@@ -87,6 +88,7 @@ if TYPE_CHECKING:  # the names as the type checker sees them; the runtime resolv
         WaitWakesSuite,
     )
     from localqueue.testing.suites import AttemptStoreSuite, QueueStoreSuite
+    from localqueue.testing.text import AttemptTextSuite, TextSuite
 
 # name -> submodule defining it. Resolved on first use, so importing this package
 # (as the pytest plugin does) needs neither pytest's fixtures nor Hypothesis.
@@ -101,12 +103,14 @@ _EXPORTS: dict[str, str] = {
     "AttemptStoreLimitsSuite": "limits",
     "AttemptStoreSharingSuite": "attempt_store",
     "AttemptStoreSuite": "suites",
+    "AttemptTextSuite": "text",
     "AttemptTimestampSuite": "attempt_store",
     "BadInputSuite": "queue_store",
     "BatchSuite": "queue_store",
     "CapacitySuite": "capacity",
     "ClosedStoreSuite": "queue_store",
     "ConcurrentLeaseSuite": "queue_store",
+    "DamageSuite": "damage",
     "DeadLetterSuite": "queue_store",
     "DecodeSuite": "queue_store",
     "DedupSuite": "queue_store",
@@ -136,6 +140,7 @@ _EXPORTS: dict[str, str] = {
     "ReleaseExtendSuite": "queue_store",
     "StatsSuite": "queue_store",
     "StoreSuiteBase": "_base",
+    "TextSuite": "text",
     "Timeline": "_base",
     "TimestampSuite": "queue_store",
     "WaitBlocksSuite": "queue_store",
@@ -154,12 +159,14 @@ __all__ = [
     "AttemptStoreLimitsSuite",
     "AttemptStoreSharingSuite",
     "AttemptStoreSuite",
+    "AttemptTextSuite",
     "AttemptTimestampSuite",
     "BadInputSuite",
     "BatchSuite",
     "CapacitySuite",
     "ClosedStoreSuite",
     "ConcurrentLeaseSuite",
+    "DamageSuite",
     "DeadLetterSuite",
     "DecodeSuite",
     "DedupSuite",
@@ -189,6 +196,7 @@ __all__ = [
     "ReleaseExtendSuite",
     "StatsSuite",
     "StoreSuiteBase",
+    "TextSuite",
     "Timeline",
     "TimestampSuite",
     "WaitBlocksSuite",

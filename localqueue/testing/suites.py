@@ -13,6 +13,7 @@ from localqueue.testing.attempt_store import (
     AttemptTimestampSuite,
 )
 from localqueue.testing.capacity import CapacitySuite
+from localqueue.testing.damage import DamageSuite
 from localqueue.testing.faults import (
     AttemptEngineErrorSuite,
     AttemptLockTimeoutSuite,
@@ -53,6 +54,7 @@ from localqueue.testing.queue_store import (
     WaitSuite,
     WaitWakesSuite,
 )
+from localqueue.testing.text import AttemptTextSuite, TextSuite
 
 __all__ = ["AttemptStoreSuite", "QueueStoreSuite"]
 
@@ -89,6 +91,8 @@ class QueueStoreSuite(
     DistinctNamesSuite,
     ClosedStoreSuite,
     CapacitySuite,
+    DamageSuite,
+    TextSuite,
     LimitsSuite,
     FaultHookSuite,
     EngineErrorSuite,
@@ -105,6 +109,7 @@ class AttemptStoreSuite(
     AttemptKeysSuite,
     AttemptStoreClosedSuite,
     AttemptStoreLimitsSuite,
+    AttemptTextSuite,
     AttemptEngineErrorSuite,
     AttemptLockTimeoutSuite,
 ):
