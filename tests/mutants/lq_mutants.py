@@ -29,6 +29,7 @@ from localqueue.stores import sqlite as sq
 from localqueue.stores.memory import MemoryAttemptStore, MemoryQueueStore
 from localqueue.stores.sqlite import SQLiteAttemptStore, SQLiteQueueStore
 from localqueue.validation import (
+    MAX_ERROR_LENGTH,
     check_delay,
     check_error,
     check_lease,
@@ -548,6 +549,36 @@ class MemReleaseIgnoresDelay(MemoryQueueStore):
     def release(self, queue: str, message_id: str, **kw: Any) -> bool:
         check_delay(kw.pop("delay", 0.0))
         return super().release(queue, message_id, **kw)
+
+
+@mutant("error texts are kept in their storable form, NUL and lone surrogates escaped (text alike)")
+class MemErrorTextRaw(MemoryQueueStore):
+    """dead_letter keeps the error text as given, NUL included, where every other store escapes it (text alike on every store)."""
+
+    def dead_letter(
+        self,
+        queue: str,
+        message_id: str,
+        *,
+        lease_token: str | None = None,
+        error: str | None = None,
+    ) -> bool:
+        raw = error
+        done = super().dead_letter(queue, message_id, lease_token=lease_token, error=error)
+        if done and raw is not None:
+            with self._lock:
+                self._queue(queue).records[message_id].last_error = raw[:MAX_ERROR_LENGTH]
+        return done
+
+
+@mutant("a dedup key holding NUL is refused with ValidationError and stores nothing (text alike)")
+class MemDedupKeyNulAccepted(MemoryQueueStore):
+    """put strips NUL characters from dedup keys instead of refusing them, merging distinct keys (text alike on every store)."""
+
+    def put(self, queue: str, payload: bytes, **kw: Any) -> QueueMessage:
+        if isinstance(kw.get("dedup_key"), str):
+            kw["dedup_key"] = kw["dedup_key"].replace("\x00", "") or "nul"
+        return super().put(queue, payload, **kw)
 
 
 # ---------------------------------------------------------------------------
