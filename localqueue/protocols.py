@@ -41,6 +41,7 @@ __all__ = [
     "AttemptStore",
     "Backend",
     "Clock",
+    "ConnectionKillable",
     "Damage",
     "DamageInjectable",
     "Fault",
@@ -392,6 +393,29 @@ class FaultInjectable(Protocol):
 
         Raises:
             ~localqueue.errors.ConfigurationError: ``fault.kind`` is not in :attr:`faults`.
+        """
+        ...
+
+
+@runtime_checkable
+class ConnectionKillable(Protocol):
+    """Optional test hook: a server store that can have its server drop its connections.
+
+    The connection-kill campaign (:mod:`localqueue.testing.campaigns`) calls it
+    many times a second while producers and consumers work, as a flapping
+    network or a restarting server would. Nothing in localqueue calls it in
+    production.
+    """
+
+    def kill_connections(self) -> int:
+        """Have the server close every client connection of this store's namespace.
+
+        Every process's connections to the same schema, prefix or database are
+        closed, not only this handle's; the hook itself works over a connection
+        of its own, which it closes too.
+
+        Returns:
+            How many connections the server closed.
         """
         ...
 

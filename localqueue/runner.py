@@ -24,6 +24,13 @@ keyed by message id, ack, dead letter or release). The worker adds:
   in-flight messages finish and be acked; a message waiting between retries is
   released at once. Nothing stays leased. A second signal is handled by the
   previous handler (a second Ctrl-C interrupts at once);
+* **resilience**: a store that fails (locked, connection lost, disk full) is
+  retried with capped, jittered exponential back-off (:func:`backoff_delay`),
+  logged once per outage; a store error about one message skips that message
+  (see :mod:`localqueue.worker`). :meth:`Worker.run` ends only when stopped,
+  drained (``until_empty``), at ``max_messages``, or on an error no wait can
+  mend: a closed store, a newer schema, a configuration error, or an error
+  that is not a localqueue error at all;
 * **logging** through the ``localqueue.worker`` and ``localqueue.runner`` loggers,
   with ``queue``, ``message_id``, ``worker_id`` and ``status`` as record extras.
 """
@@ -34,6 +41,7 @@ import asyncio
 import inspect
 import logging
 import os
+import random
 import signal
 import socket
 import threading
@@ -42,23 +50,35 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
 from localqueue._models import QueueMessage
-from localqueue.errors import LeaseLostError, StoreLockedError, ValidationError
-from localqueue.queue import PersistentQueue
+from localqueue.errors import LeaseLostError, LocalQueueError, StoreError, ValidationError
+from localqueue.queue import PersistentQueue, format_error
 from localqueue.validation import check_timeout, check_worker_id
 from localqueue.worker import (
     MessageOutcome,
     PersistentWorkerConfig,
     _ack_outcome,
     _config,
+    _ends_run,
+    _is_transient,
     _process,
     _process_async,
+    _Processor,
     _ShutdownRequested,
 )
 
-__all__ = ["Worker", "WorkerStats", "default_worker_id"]
+__all__ = [
+    "BACKOFF_CAP",
+    "BACKOFF_FIRST",
+    "Worker",
+    "WorkerStats",
+    "backoff_delay",
+    "default_worker_id",
+]
+
+_T = TypeVar("_T")
 
 logger = logging.getLogger("localqueue.runner")
 
@@ -74,6 +94,29 @@ _PREFETCH_MAX = 100
 _ACK_MAX_AGE = 0.02
 # Pause before leasing again after a lease found fewer messages than it asked for.
 _LINGER = 0.002
+BACKOFF_FIRST = 0.05
+"""Seconds of the first pause after a store failure (:attr:`Worker.backoff_first`)."""
+BACKOFF_CAP = 5.0
+"""The longest pause between tries of a failing store (:attr:`Worker.backoff_cap`)."""
+# While an outage lasts, a warning is logged again this often (seconds).
+_OUTAGE_REMINDER = 60.0
+
+
+def backoff_delay(
+    failures: int,
+    *,
+    first: float = BACKOFF_FIRST,
+    cap: float = BACKOFF_CAP,
+    rng: Callable[[], float] = random.random,
+) -> float:
+    """Seconds to pause after the ``failures``-th consecutive store failure (from 1).
+
+    Exponential (``first``, doubling) up to ``cap``, with equal jitter: a
+    uniform pick between half that ceiling and all of it, so workers that
+    failed together do not all come back at once, yet none spins.
+    """
+    ceiling = min(cap, first * 2.0 ** min(max(failures, 1) - 1, 64))
+    return ceiling / 2 + rng() * ceiling / 2
 
 
 def default_worker_id() -> str:
@@ -89,13 +132,80 @@ class WorkerStats:
     dead_lettered: int = 0
     released: int = 0
     lease_lost: int = 0
+    skipped: int = 0
+    """Messages left leased after a store error about them; delivered again once it expires."""
     outcomes: list[MessageOutcome] = field(default_factory=list, repr=False)
     """Every outcome, in completion order (kept only with ``keep_outcomes=True``)."""
 
     @property
     def processed(self) -> int:
         """Messages settled in any way."""
-        return self.acked + self.dead_lettered + self.released + self.lease_lost
+        return self.acked + self.dead_lettered + self.released + self.lease_lost + self.skipped
+
+
+class _Outage:
+    """The consecutive store failures of a run, shared by its consumers.
+
+    It sets the back-off (one streak for the whole worker, so concurrent
+    consumers do not each start over at the shortest pause) and logs the
+    outage once as it starts, every ``_OUTAGE_REMINDER`` seconds while it
+    lasts, and once as it ends.
+    """
+
+    def __init__(self, worker: Worker) -> None:
+        self._worker = worker
+        self._lock = threading.Lock()
+        self.failures = 0
+        self._since = 0.0
+        self._reminded = 0.0
+
+    def failed(self, exc: BaseException, doing: str) -> float:
+        """Count a failure; returns the seconds to pause before trying again."""
+        worker = self._worker
+        now = time.monotonic()
+        with self._lock:
+            self.failures += 1
+            failures = self.failures
+            if failures == 1:
+                self._since = self._reminded = now
+                logger.warning(
+                    "store failed while %s (%s); retrying with back-off up to %g s",
+                    doing,
+                    format_error(exc),
+                    worker.backoff_cap,
+                    extra=self._extra(exc),
+                )
+            elif now - self._reminded >= _OUTAGE_REMINDER:
+                self._reminded = now
+                logger.warning(
+                    "store still failing after %.0f s and %d failures (%s)",
+                    now - self._since,
+                    failures,
+                    format_error(exc),
+                    extra=self._extra(exc),
+                )
+        return backoff_delay(failures, first=worker.backoff_first, cap=worker.backoff_cap)
+
+    def recovered(self) -> None:
+        """A store call succeeded: the next failure starts a new streak at the shortest pause."""
+        if not self.failures:  # the common case, without taking the lock
+            return
+        with self._lock:
+            if self.failures:
+                logger.info(
+                    "store is back after %d failures in %.1f s",
+                    self.failures,
+                    time.monotonic() - self._since,
+                    extra={"queue": self._worker.queue.name, "worker_id": self._worker.worker_id},
+                )
+                self.failures = 0
+
+    def _extra(self, exc: BaseException) -> dict[str, Any]:
+        return {
+            "queue": self._worker.queue.name,
+            "worker_id": self._worker.worker_id,
+            "reason": type(exc).__name__,
+        }
 
 
 class Worker:
@@ -116,7 +226,14 @@ class Worker:
             print it: from a worker thread, the acking thread (acked outcomes are
             reported once their batch is acked) or the event loop.
         keep_outcomes: Keep every outcome in :attr:`WorkerStats.outcomes`.
+
+    Attributes:
+        backoff_first: First pause (seconds) after a store failure; doubles per failure.
+        backoff_cap: Longest pause between tries while the store keeps failing.
     """
+
+    backoff_first: float = BACKOFF_FIRST
+    backoff_cap: float = BACKOFF_CAP
 
     def __init__(
         self,
@@ -158,6 +275,7 @@ class Worker:
         self._handler_seconds: float | None = None
         # Per consumer thread: whether its last lease found fewer messages than asked.
         self._thread_state = threading.local()
+        self._outage = _Outage(self)
 
     def __repr__(self) -> str:
         return f"Worker({self.queue!r}, worker_id={self.worker_id!r})"
@@ -188,9 +306,20 @@ class Worker:
                 message; ``False`` checks every ``poll_interval`` seconds instead.
             max_messages: Return after leasing this many messages.
 
+        The run ends only when :meth:`stop` is called (or a signal received),
+        once ``until_empty`` finds nothing available, after ``max_messages``,
+        or on an error raised below. A store that fails otherwise (locked,
+        unreachable, a damaged record) is tried again with back-off for as
+        long as it takes; a store error about one message skips that message.
+
         Raises:
-            Exception: An unexpected error from the store ends the run and is re-raised
-                (handler errors never do: they settle their message).
+            StoreClosedError: The store was closed.
+            SchemaVersionError: The store was written by a newer release.
+            ConfigurationError: A store or option is not usable.
+            ValidationError: ``max_messages`` (or a lease option) is out of range.
+            Exception: Any error that is not a localqueue error (a bug in a store
+                or in localqueue) ends the run and is re-raised. Handler errors
+                never do: they settle their message.
         """
         if max_messages is not None and (
             isinstance(max_messages, bool) or not isinstance(max_messages, int) or max_messages < 1
@@ -202,6 +331,7 @@ class Worker:
         self._errors = []
         self._buffer.clear()
         self._pending = []
+        self._outage = _Outage(self)
         restore = self._install_signal_handlers()
         logger.info(
             "worker %s consuming %s (concurrency %d)",
@@ -364,7 +494,7 @@ class Worker:
                 if message is None:
                     break
                 started = time.monotonic()
-                outcome, _ = _process(
+                outcome, error = _process(
                     self.queue,
                     message,
                     self.handler,
@@ -377,6 +507,7 @@ class Worker:
                     self._ack_later(message, outcome)
                 else:
                     self._record(outcome)
+                    self._pause_if_failing(outcome, error)
         except BaseException as exc:
             self._fail(exc)
         finally:
@@ -412,7 +543,9 @@ class Worker:
             if entry is not None:
                 message, lease_ends = entry
                 lease = self.config.lease_timeout or self.queue.lease_timeout
-                if lease_ends - time.monotonic() > lease * 2 / 3 or self._renew(message):
+                if lease_ends - time.monotonic() > lease * 2 / 3 or self._renew(
+                    message, lease_ends
+                ):
                     return message
                 continue
             if self._stopping.is_set():
@@ -426,14 +559,16 @@ class Worker:
             leased_at = time.monotonic()
             try:
                 leased = self._lease(block and not until_empty, wanted)
-            except StoreLockedError as exc:
+            except StoreError as exc:
                 self._unclaim_slot(wanted)
-                logger.warning("store locked, retrying: %s", exc)
-                self._stopping.wait(self.poll_interval)
+                if _ends_run(exc):
+                    raise
+                self._stopping.wait(self._outage.failed(exc, "leasing"))
                 continue
             except BaseException:
                 self._unclaim_slot(wanted)
                 raise
+            self._outage.recovered()
             if len(leased) < wanted:
                 self._unclaim_slot(wanted - len(leased))
                 if leased and not until_empty:
@@ -455,7 +590,7 @@ class Worker:
                 self._buffer.extend((m, lease_ends) for m in leased[1:])
             return leased[0]
 
-    def _renew(self, message: QueueMessage) -> bool:
+    def _renew(self, message: QueueMessage, lease_ends: float) -> bool:
         """Extend the lease of a buffered message whose lease ran short; ``False`` if lost.
 
         Renewing, not releasing: a release would leave the lease counted in the
@@ -465,6 +600,16 @@ class Worker:
             self.queue.extend_lease(message, self.config.lease_timeout or self.queue.lease_timeout)
         except LeaseLostError:
             self._unclaim_slot()  # another consumer holds (or settled) it now
+            return False
+        except LocalQueueError as exc:
+            if _ends_run(exc):
+                raise
+            if lease_ends > time.monotonic():
+                # Still ours for now; the heartbeat extends it once the store is back.
+                return True
+            self._record(
+                _Processor(self.queue, self.config).skipped(message, "renew its lease", exc)
+            )
             return False
         return True
 
@@ -479,22 +624,85 @@ class Worker:
             self._flush_acks()
 
     def _flush_acks(self) -> None:
-        """Ack the pending successes in one call, then report them."""
+        """Ack the pending successes in one call, then report them.
+
+        A transient store failure is retried (:meth:`_patiently`); a batch the
+        store refuses for another reason (a damaged record among them) is
+        acked one by one, and each message that still fails is skipped.
+        """
         with self._lock:
             batch, self._pending = self._pending, []
         if not batch:
             return
         messages = [message for message, _ in batch]
-        acked = self.queue.ack_many(messages)
+        try:
+            acked = self._patiently(lambda: self.queue.ack_many(messages), "acking")
+        except LocalQueueError as exc:
+            if _ends_run(exc) or len(batch) == 1 or _is_transient(exc):
+                self._skip_all(batch, "ack it", exc)
+            else:
+                for one in batch:
+                    self._flush_one(one)
+            return
         lost: set[str] = set()
         if acked != len(messages):
             # Some leases were lost (expired and taken by another worker, or
             # settled by an operator): those still stored are not ours to ack.
             store, name = self.queue.store, self.queue.name
-            lost = {m.id for m in messages if store.inspect(name, m.id) is not None}
+            try:
+                lost = self._patiently(
+                    lambda: {m.id for m in messages if store.inspect(name, m.id) is not None},
+                    "checking unacked messages",
+                )
+            except LocalQueueError as exc:
+                self._skip_all(batch, "tell whether it was acked", exc)
+                return
         for message, done in batch:
             lease_lost = message.id in lost
             self._record(_ack_outcome(message, done.result, done.attempts, lost=lease_lost))
+
+    def _flush_one(self, pending: tuple[QueueMessage, MessageOutcome]) -> None:
+        message, done = pending
+        self._record(
+            _Processor(self.queue, self.config).succeeded(message, done.result, done.attempts)
+        )
+
+    def _skip_all(
+        self, batch: list[tuple[QueueMessage, MessageOutcome]], doing: str, exc: LocalQueueError
+    ) -> None:
+        """Report every message of ``batch`` as skipped (or re-raise ``exc`` if it ends the run)."""
+        steps = _Processor(self.queue, self.config)
+        for message, done in batch:
+            self._record(steps.skipped(message, doing, exc, done.attempts))
+
+    def _patiently(self, call: Callable[[], _T], doing: str) -> _T:
+        """``call()``, made again after transient store failures for up to one lease length.
+
+        After that the lease has run out and the message is delivered again
+        anyway. The pauses ignore :meth:`stop`: settling what is done is what a
+        stopping worker still has to do.
+        """
+        deadline = time.monotonic() + (self.config.lease_timeout or self.queue.lease_timeout)
+        while True:
+            try:
+                result = call()
+            except StoreError as exc:
+                remaining = deadline - time.monotonic()
+                if not _is_transient(exc) or remaining <= 0:
+                    raise
+                time.sleep(min(self._outage.failed(exc, doing), remaining))
+                continue
+            self._outage.recovered()
+            return result
+
+    def _pause_if_failing(self, outcome: MessageOutcome, error: BaseException | None) -> None:
+        """After a message skipped for a transient store failure, pause as the back-off says.
+
+        Without it a failing attempt store would have the worker lease (and skip)
+        message after message as fast as the queue store hands them out.
+        """
+        if outcome.status == "skipped" and error is not None and _is_transient(error):
+            self._stopping.wait(self._outage.failed(error, "processing a message"))
 
     # -- tasks, for coroutine handlers ------------------------------------------
 
@@ -543,11 +751,16 @@ class Worker:
                 try:
                     # The blocking wait runs in a thread so the loop keeps serving other tasks.
                     leased = await asyncio.to_thread(self._lease, block and not until_empty)
-                except StoreLockedError as exc:
+                except StoreError as exc:
                     self._unclaim_slot()
-                    logger.warning("store locked, retrying: %s", exc)
-                    await asyncio.sleep(self.poll_interval)
+                    if _ends_run(exc):
+                        raise
+                    await self._idle(self._outage.failed(exc, "leasing"))
                     continue
+                except BaseException:
+                    self._unclaim_slot()
+                    raise
+                self._outage.recovered()
                 if not leased:
                     self._unclaim_slot()
                     if until_empty:
@@ -555,10 +768,12 @@ class Worker:
                     if not block:
                         await self._idle(self.poll_interval)
                     continue
-                outcome, _ = await _process_async(
+                outcome, error = await _process_async(
                     self.queue, leased[0], self.handler, self.config, sleep=self._async_sleep
                 )
                 self._record(outcome)
+                if outcome.status == "skipped" and error is not None and _is_transient(error):
+                    await self._idle(self._outage.failed(error, "processing a message"))
         except Exception as exc:
             self._fail(exc)
 

@@ -26,6 +26,11 @@ and the long-running :class:`~localqueue.runner.Worker`:
   error is recorded as ``last_error`` with ``failed_at``.
 * A message whose payload cannot be decoded is dead-lettered with the error.
 * While the handler runs, a heartbeat thread extends the lease.
+* A store error about one message (settling it, or reading or writing its
+  retry record) skips it: it is logged with the message id and the error's
+  type, reported as ``skipped`` and left leased, so its lease expires and it
+  is delivered again. Only errors that mean the store cannot serve again (it
+  is closed, of a newer schema, or misconfigured) are raised.
 """
 
 from __future__ import annotations
@@ -48,10 +53,14 @@ import tenacity
 
 from localqueue._models import QueueMessage, RetryRecord
 from localqueue.errors import (
+    ConfigurationError,
     LeaseLostError,
     LocalQueueError,
     MessageDecodeError,
+    SchemaVersionError,
     StoreClosedError,
+    StoreCorruptedError,
+    StoreError,
     ValidationError,
 )
 from localqueue.protocols import AttemptStore
@@ -73,8 +82,32 @@ logger = logging.getLogger("localqueue.worker")
 P = ParamSpec("P")
 R = TypeVar("R")
 
-OutcomeStatus = Literal["acked", "dead_lettered", "released", "lease_lost"]
-"""How a processed message was settled."""
+OutcomeStatus = Literal["acked", "dead_lettered", "released", "lease_lost", "skipped"]
+"""How a processed message was settled (``skipped``: the store failed, the message was
+left leased and is delivered again once its lease expires)."""
+
+
+def _ends_run(exc: BaseException) -> bool:
+    """Whether a store error means the store cannot serve this worker again.
+
+    A closed store, a schema from a newer release and a configuration error
+    stay that way however long a worker waits, so they end a run; every other
+    store error is about one message, or an engine that may recover.
+    """
+    return isinstance(exc, StoreClosedError | SchemaVersionError | ConfigurationError)
+
+
+def _is_transient(exc: BaseException) -> bool:
+    """Whether the same store call may succeed if simply made again.
+
+    Lock timeouts, lost connections, a full disk: any :class:`StoreError` but a
+    damaged record (:class:`StoreCorruptedError`) and those that end a run.
+    """
+    return (
+        isinstance(exc, StoreError)
+        and not _ends_run(exc)
+        and not isinstance(exc, StoreCorruptedError)
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -361,6 +394,8 @@ class _Processor:
     def __init__(self, queue: PersistentQueue, config: PersistentWorkerConfig) -> None:
         self.queue = queue
         self.config = config
+        self.store_error: BaseException | None = None
+        """The store error that made :meth:`skipped` skip the message, if any."""
 
     def retrying_options(self, message: QueueMessage, sleep: Any) -> dict[str, Any]:
         options = self.config.retry_options()
@@ -407,7 +442,12 @@ class _Processor:
         retrying._any_result = self.config.retry is None
 
     def attempts(self, store: AttemptStore, message: QueueMessage) -> int:
-        record = store.get_record(message.id)
+        try:
+            record = store.get_record(message.id)
+        except LocalQueueError as exc:
+            if _ends_run(exc):
+                raise
+            return 0  # only reported; the store's failure is logged where it matters
         return record.attempts if record is not None else 0
 
     @staticmethod
@@ -418,11 +458,38 @@ class _Processor:
         attempts: int = retrying.statistics.get("attempt_number", 0)
         return attempts
 
+    def skipped(
+        self, message: QueueMessage, doing: str, exc: BaseException, attempts: int = 0
+    ) -> MessageOutcome:
+        """The store failed while ``doing`` something for the message: leave it leased.
+
+        Its lease expires and it is delivered again, so nothing is lost, and as
+        nothing was settled nothing is settled twice.
+
+        Raises:
+            StoreError: ``exc`` itself, when it ends the run (see :func:`_ends_run`).
+        """
+        if _ends_run(exc):
+            raise exc
+        self.store_error = exc
+        error = format_error(exc)
+        logger.warning(
+            "skipping message %s: could not %s (%s); it is delivered again when its lease expires",
+            message.id,
+            doing,
+            error,
+            extra=_log_extra(message, status="skipped", reason=type(exc).__name__, error=error),
+        )
+        return MessageOutcome(message.id, "skipped", attempts, error)
+
     def decode_failed(self, message: QueueMessage, exc: MessageDecodeError) -> MessageOutcome:
         logger.error(
             "dead-lettering undecodable message %s: %s", message.id, exc, extra=_log_extra(message)
         )
-        self.queue.dead_letter(message, error=exc, missing_ok=True)
+        try:
+            self.queue.dead_letter(message, error=exc, missing_ok=True)
+        except LocalQueueError as store_exc:
+            return self.skipped(message, "dead-letter it", store_exc)
         return MessageOutcome(message.id, "dead_lettered", 0, format_error(exc))
 
     def succeeded(
@@ -435,19 +502,30 @@ class _Processor:
             self.queue.ack(message)
         except LeaseLostError:
             return _ack_outcome(message, result, attempts, lost=True)
+        except LocalQueueError as exc:
+            return self.skipped(message, "ack it", exc, attempts)
         return _ack_outcome(message, result, attempts, lost=False)
 
     def failed(self, message: QueueMessage, exc: BaseException, attempts: int) -> MessageOutcome:
         error = format_error(_underlying(exc))
         try:
-            if self.config.dead_letter_on_failure:
-                self.queue.dead_letter(message, error=error)
-                status: OutcomeStatus = "dead_lettered"
-            else:
-                self.queue.release(message, delay=self.config.release_delay, error=error)
-                status = "released"
+            try:
+                status = self.settle_failure(message, error)
+            except ValidationError:
+                if error is None:
+                    raise
+                # The store refused the error text itself: record it escaped to
+                # plain ASCII, so the message still settles with its real error.
+                error = ascii(error)[1:-1]
+                status = self.settle_failure(message, error)
         except LeaseLostError:
             status = "lease_lost"
+        except LocalQueueError as store_exc:
+            # The failure is already recorded in the attempt store, so the
+            # redelivery settles it at once without running the handler again.
+            action = "dead-letter" if self.config.dead_letter_on_failure else "release"
+            doing = f"{action} it (its handler failed: {error})"
+            return self.skipped(message, doing, store_exc, attempts)
         logger.warning(
             "message %s failed (%s): %s",
             message.id,
@@ -457,11 +535,65 @@ class _Processor:
         )
         return MessageOutcome(message.id, status, attempts, error)
 
+    def settle_failure(self, message: QueueMessage, error: str | None) -> OutcomeStatus:
+        """Dead-letter (or release) a message that failed for good; returns how."""
+        if self.config.dead_letter_on_failure:
+            self.queue.dead_letter(message, error=error)
+            return "dead_lettered"
+        self.queue.release(message, delay=self.config.release_delay, error=error)
+        return "released"
+
     def interrupted(self, message: QueueMessage, error: str | None) -> MessageOutcome:
         # Shutting down: hand the message back now rather than leave it leased.
-        self.queue.release(message, error=error, missing_ok=True)
+        try:
+            self.queue.release(message, error=error, missing_ok=True)
+        except LocalQueueError as exc:
+            return self.skipped(message, "release it on shutdown", exc)
         logger.info("released message %s on shutdown", message.id, extra=_log_extra(message))
         return MessageOutcome(message.id, "released", 0, error)
+
+
+def _watched(handler: Callable[..., Any]) -> tuple[Callable[..., Any], list[BaseException]]:
+    """``handler`` wrapped to remember what it raised, and the list it remembers into.
+
+    The retryer raises the handler's errors and the attempt store's alike; only
+    the handler's are the message's failure (a handler may raise a
+    :class:`StoreError` of its own, from another queue).
+    """
+    raised: list[BaseException] = []
+
+    @functools.wraps(handler)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return handler(*args, **kwargs)
+        except BaseException as exc:
+            raised.append(exc)
+            raise
+
+    return call, raised
+
+
+def _watched_async(
+    handler: Callable[..., Awaitable[Any]],
+) -> tuple[Callable[..., Awaitable[Any]], list[BaseException]]:
+    """The async twin of :func:`_watched`."""
+    raised: list[BaseException] = []
+
+    @functools.wraps(handler)
+    async def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await handler(*args, **kwargs)
+        except BaseException as exc:
+            raised.append(exc)
+            raise
+
+    return call, raised
+
+
+def _store_failed(exc: BaseException, raised: list[BaseException]) -> bool:
+    """Whether the retryer's error came from its attempt store rather than the handler."""
+    inner = _underlying(exc)
+    return isinstance(inner, StoreError) and not any(inner is e for e in raised)
 
 
 def _process(
@@ -475,11 +607,26 @@ def _process(
     defer_ack: bool = False,
 ) -> tuple[MessageOutcome, BaseException | None]:
     """Run ``handler`` on one leased message and settle it; returns the outcome and the
-    handler's final error (``None`` on success).
+    handler's final error (``None`` on success), or for a ``skipped`` message the
+    store's error.
 
     With ``defer_ack`` a success is returned as ``acked`` without acking: the
     caller must ack it (and report a lost lease)."""
     steps = _Processor(queue, config)
+    outcome, error = _process_steps(steps, message, handler, args, kwargs or {}, sleep, defer_ack)
+    return outcome, steps.store_error if outcome.status == "skipped" else error
+
+
+def _process_steps(
+    steps: _Processor,
+    message: QueueMessage,
+    handler: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    sleep: Callable[[float], None] | None,
+    defer_ack: bool,
+) -> tuple[MessageOutcome, BaseException | None]:
+    queue, config = steps.queue, steps.config
     try:
         value = message.value
     except MessageDecodeError as exc:
@@ -487,16 +634,23 @@ def _process(
         return steps.decode_failed(message, exc), exc
     retrying = PersistentRetrying(**steps.retrying_options(message, sleep))
     store = retrying.store
-    steps.prepare(retrying, message)
+    try:
+        steps.prepare(retrying, message)
+    except StoreError as exc:
+        return steps.skipped(message, "read its retry record", exc), exc
+    watched, raised = _watched(handler)
     with _heartbeat(queue, message, config):
         try:
-            result = retrying(handler, value, *args, **(kwargs or {}))
+            result = retrying(watched, value, *args, **kwargs)
         except _ShutdownRequested:
             return steps.interrupted(message, None), None
         except Exception as exc:
+            if _store_failed(exc, raised):
+                return steps.skipped(message, "record its attempt", exc), exc
             return steps.failed(message, exc, steps.attempts(store, message)), exc
         except BaseException as exc:
-            steps.interrupted(message, format_error(exc))
+            with contextlib.suppress(LocalQueueError):
+                steps.interrupted(message, format_error(exc))
             raise
     return steps.succeeded(
         message, result, steps.attempts_made(retrying), defer_ack=defer_ack
@@ -514,6 +668,19 @@ async def _process_async(
 ) -> tuple[MessageOutcome, BaseException | None]:
     """The async twin of :func:`_process`."""
     steps = _Processor(queue, config)
+    outcome, error = await _process_steps_async(steps, message, handler, args, kwargs or {}, sleep)
+    return outcome, steps.store_error if outcome.status == "skipped" else error
+
+
+async def _process_steps_async(
+    steps: _Processor,
+    message: QueueMessage,
+    handler: Callable[..., Awaitable[Any]],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    sleep: Callable[[float], Awaitable[None]] | None,
+) -> tuple[MessageOutcome, BaseException | None]:
+    queue, config = steps.queue, steps.config
     try:
         value = message.value
     except MessageDecodeError as exc:
@@ -521,16 +688,23 @@ async def _process_async(
         return steps.decode_failed(message, exc), exc
     retrying = PersistentAsyncRetrying(**steps.retrying_options(message, sleep))
     store = retrying.store
-    steps.prepare(retrying, message)
+    try:
+        steps.prepare(retrying, message)
+    except StoreError as exc:
+        return steps.skipped(message, "read its retry record", exc), exc
+    watched, raised = _watched_async(handler)
     with _heartbeat(queue, message, config):
         try:
-            result = await retrying(handler, value, *args, **(kwargs or {}))
+            result = await retrying(watched, value, *args, **kwargs)
         except _ShutdownRequested:
             return steps.interrupted(message, None), None
         except Exception as exc:
+            if _store_failed(exc, raised):
+                return steps.skipped(message, "record its attempt", exc), exc
             return steps.failed(message, exc, steps.attempts(store, message)), exc
         except BaseException as exc:  # cancelled, KeyboardInterrupt, SystemExit
-            steps.interrupted(message, format_error(exc))
+            with contextlib.suppress(LocalQueueError):
+                steps.interrupted(message, format_error(exc))
             raise
     return steps.succeeded(message, result, steps.attempts_made(retrying)), None
 

@@ -2,8 +2,8 @@
 
 URL: ``lmdb:///relative/dir`` or ``lmdb:////absolute/dir`` (the directory is
 created if missing). Options: ``serializer``, ``durability`` (``sync`` or
-``nosync``), ``map_size`` (bytes) and ``max_readers``. See
-``docs/stores/lmdb.md``.
+``nosync``), ``map_size`` (bytes), ``max_readers`` and ``disk_reserve``
+(bytes). See ``docs/stores/lmdb.md``.
 
 Layout: one LMDB environment per directory, holding named databases:
 
@@ -28,8 +28,11 @@ handles on the same directory share one, and nothing opened before a
 from __future__ import annotations
 
 import contextlib
+import errno
+import functools
 import hashlib
 import itertools
+import logging
 import os
 import struct
 import threading
@@ -61,7 +64,7 @@ from localqueue.errors import (
     StoreError,
     StoreLockedError,
 )
-from localqueue.protocols import Clock, Fault, FaultKind, PurgeTarget
+from localqueue.protocols import Clock, Damage, Fault, FaultKind, PurgeTarget
 from localqueue.registry import PathBackend
 from localqueue.serializers import DEFAULT_SERIALIZER, Serializer, get_serializer
 from localqueue.stores._common import (
@@ -90,13 +93,29 @@ from localqueue.validation import (
     check_timeout,
 )
 
-__all__ = ["OPTIONS", "SCHEMA_VERSION", "LMDBAttemptStore", "LMDBQueueStore", "backend"]
+__all__ = [
+    "DAMAGED_ERROR",
+    "OPTIONS",
+    "ORPHAN_QUEUE",
+    "SCHEMA_VERSION",
+    "LMDBAttemptStore",
+    "LMDBQueueStore",
+    "backend",
+]
 
 SCHEMA_VERSION = 1
 """The layout version this release writes; a newer one is refused."""
 
 DEFAULT_MAP_SIZE = 1 << 30
 """1 GiB: the file is sparse, so this reserves address space, not disk."""
+
+DEFAULT_DISK_RESERVE = 4 << 20
+"""4 MiB of ``data.mdb`` kept allocated past its last page, for drains on a full disk.
+
+Capped at an eighth of the filesystem, so that a small one still takes messages.
+"""
+
+logger = logging.getLogger(__name__)
 
 OPTIONS: dict[str, Option[Any]] = {
     "serializer": SERIALIZER_OPTION,
@@ -110,6 +129,11 @@ OPTIONS: dict[str, Option[Any]] = {
     ),
     "max_readers": Option.integer(
         126, "reader slots shared by every process (set by the first opener)", minimum=1
+    ),
+    "disk_reserve": Option.integer(
+        DEFAULT_DISK_RESERVE,
+        "bytes of disk kept allocated past the data so consumers can drain a full disk",
+        minimum=0,
     ),
 }
 """The query-string options of ``lmdb://`` URLs."""
@@ -202,6 +226,15 @@ def _engine_errors(locked: type[StoreLockedError], path: str) -> Iterator[None]:
         raise StoreError(f"LMDB store {path!r}: {type(exc).__name__}: {exc}") from exc
 
 
+def _disk_full(exc: BaseException) -> bool:
+    """Whether a StoreError came from a write the disk had no room for."""
+    cause = exc.__cause__
+    # LMDB reports a short page write as EIO, a failed one as ENOSPC (DiskError).
+    return isinstance(cause, lmdb.DiskError) or (
+        isinstance(cause, lmdb.Error) and "Input/output error" in str(cause)
+    )
+
+
 def _unpack(value: bytes, what: str) -> Record:
     try:
         record = msgpack.unpackb(value, raw=False, use_list=True)
@@ -210,6 +243,68 @@ def _unpack(value: bytes, what: str) -> Record:
     if not isinstance(record, list):
         raise StoreCorruptedError(f"LMDB record {what} has an unknown shape")
     return record
+
+
+_OPT_STR = (str, type(None))
+_NUM = (int, float)
+_OPT_NUM = (int, float, type(None))
+_FIELD_TYPES: tuple[type | tuple[type, ...], ...] = (
+    str, int, int, int, _NUM, _NUM, int, _OPT_STR, _OPT_STR, _OPT_STR, _OPT_NUM, _OPT_STR,
+    str, bytes,
+)  # fmt: skip
+
+
+class _BadRecord:
+    """A message record that is gone or cannot be decoded, as a transaction met it."""
+
+    __slots__ = ("id_key", "raw", "reason")
+
+    def __init__(self, id_key: bytes, raw: bytes | None, reason: str) -> None:
+        self.id_key = id_key
+        self.raw = raw  # None: the record is gone
+        self.reason = reason
+
+    @property
+    def message_id(self) -> str:
+        return self.id_key.decode(errors="backslashreplace")
+
+
+def _decode(id_key: bytes, raw: bytes | None) -> Record | _BadRecord:
+    """The record stored under ``id_key``, or what is wrong with it."""
+    if raw is None:
+        return _BadRecord(id_key, None, "missing")
+    try:
+        rec = msgpack.unpackb(raw, raw=False, use_list=True)
+    except Exception as exc:
+        detail = str(exc) or "malformed"
+        return _BadRecord(id_key, bytes(raw), f"not msgpack ({type(exc).__name__}: {detail})")
+    if not isinstance(rec, list) or len(rec) != len(_FIELD_TYPES):
+        return _BadRecord(id_key, bytes(raw), "not a localqueue message record")
+    if not all(map(isinstance, rec, _FIELD_TYPES)):  # one C loop: this is the lease path
+        i = next(i for i, v in enumerate(rec) if not isinstance(v, _FIELD_TYPES[i]))
+        return _BadRecord(id_key, bytes(raw), f"field {i} holds a {type(rec[i]).__name__}")
+    if rec[_F_STATE] not in (_READY, _INFLIGHT, _DEAD):
+        return _BadRecord(id_key, bytes(raw), f"unknown state {rec[_F_STATE]!r}")
+    return rec
+
+
+DAMAGED_ERROR = "damaged record"
+"""How the ``last_error`` of a record moved aside as a dead letter begins."""
+
+ORPHAN_QUEUE = "localqueue.damaged"
+"""Where :meth:`LMDBQueueStore.repair` keeps an undecodable record no index entry places."""
+
+_UNDECODABLE = b"\xc1localqueue: damaged on purpose"  # 0xc1 is never valid msgpack
+
+
+def _damaged_record(
+    queue: str, bad: _BadRecord, now: float, priority: int, seq: int, at: float
+) -> Record:
+    """The dead letter that stands in for an undecodable record: its bytes are the value."""
+    assert bad.raw is not None
+    error = f"{DAMAGED_ERROR}: {bad.reason}; moved aside by localqueue, the value is its bytes"
+    return [queue, _DEAD, priority, seq, at, at, 0, None, None, error, now, None,
+            "msgpack", msgpack.packb(bad.raw, use_bin_type=True)]  # fmt: skip
 
 
 _local = threading.local()
@@ -236,9 +331,17 @@ class _Environment:
     none is running in this process.
     """
 
-    def __init__(self, path: str, durability: str, map_size: int, max_readers: int) -> None:
+    def __init__(
+        self, path: str, durability: str, map_size: int, max_readers: int, disk_reserve: int
+    ) -> None:
         self.path = path
         self.durability = durability
+        if disk_reserve:
+            fs = os.statvfs(path)
+            disk_reserve = min(disk_reserve, fs.f_blocks * fs.f_frsize // 8)
+        self.disk_reserve = disk_reserve
+        self._data_fd: int | None = None
+        self._allocated = 0
         self.refs = 0
         self.forked = False
         self._active = 0
@@ -261,6 +364,10 @@ class _Environment:
         )
         try:
             self._check_file_size()
+            if disk_reserve:
+                # LMDB locks only lock.mdb, so a descriptor of our own on data.mdb is safe.
+                self._data_fd = os.open(os.path.join(path, "data.mdb"), os.O_RDWR | os.O_CLOEXEC)
+                self._allocated = os.fstat(self._data_fd).st_size
             self.env.reader_check()  # clear slots left by killed processes
             with self.env.begin(write=True) as txn:
                 self.meta = self.env.open_db(b"meta", txn=txn)
@@ -271,8 +378,54 @@ class _Environment:
                 self.retry = self.env.open_db(b"retry", txn=txn)
                 self._check_schema(txn)
         except BaseException:
-            self.env.close()
+            self.close()
             raise
+
+    def close(self) -> None:
+        """Close the environment and the descriptor the disk reserve is kept through."""
+        self.env.close()
+        fd, self._data_fd = self._data_fd, None
+        if fd is not None:
+            os.close(fd)
+
+    def make_room(self, needed: int) -> None:
+        """Before a write that adds messages: keep ``disk_reserve`` bytes for drains.
+
+        LMDB takes new pages from its free list, then past the last page, and
+        only the latter grows ``data.mdb``. Keeping ``disk_reserve`` bytes (plus
+        ``needed`` for this write) allocated past the last page means that once
+        the disk is full, the reserve is still there for leases and acks, which
+        then recycle the pages acks free. Call inside the write transaction, so
+        no other writer moves the last page meanwhile.
+
+        Raises:
+            StoreError: The disk has no room for this write and the reserve.
+        """
+        fd = self._data_fd
+        if fd is None:
+            return
+        end = (self.env.info()["last_pgno"] + 1) * self.env.stat()["psize"]
+        wanted = end + self.disk_reserve + needed
+        if wanted <= self._allocated:
+            return
+        self._allocated = max(self._allocated, os.fstat(fd).st_size)  # others may have grown it
+        if wanted <= self._allocated:
+            return
+        # Grow in steps, so that most writes skip the system call.
+        step = min(max(self.disk_reserve, end // 8), 64 << 20)
+        for target in (wanted + step, wanted):
+            try:
+                _allocate(fd, self._allocated, target)
+            except OSError as exc:
+                if exc.errno not in (errno.ENOSPC, errno.EDQUOT) or target == wanted:
+                    raise StoreError(
+                        f"LMDB store {self.path!r} is refusing new messages: the disk has no "
+                        f"room for {needed} more bytes and the {self.disk_reserve}-byte reserve "
+                        f"kept so consumers can drain it ({exc.strerror})"
+                    ) from exc
+            else:
+                self._allocated = target
+                return
 
     def _check_file_size(self) -> None:
         # LMDB maps the file; touching a page past a truncated end kills the
@@ -391,13 +544,26 @@ _environments: dict[str, _Environment] = {}
 _environments_lock = threading.Lock()
 
 
-def _acquire(path: str, durability: str, map_size: int, max_readers: int) -> _Environment:
+def _allocate(fd: int, size: int, target: int) -> None:
+    """Make the bytes of ``fd`` up to ``target`` take disk blocks (its size is ``size``)."""
+    if hasattr(os, "posix_fallocate"):
+        os.posix_fallocate(fd, 0, target)
+        return
+    # No posix_fallocate (macOS): write zeros past the end, which LMDB never reads.
+    chunk = b"\0" * (1 << 20)
+    while size < target:
+        size += os.pwrite(fd, chunk[: target - size], size)
+
+
+def _acquire(
+    path: str, durability: str, map_size: int, max_readers: int, disk_reserve: int
+) -> _Environment:
     os.makedirs(path, exist_ok=True)
     key = os.path.realpath(path)
     with _environments_lock:
         shared = _environments.get(key)
         if shared is None:
-            shared = _Environment(key, durability, map_size, max_readers)
+            shared = _Environment(key, durability, map_size, max_readers, disk_reserve)
             _environments[key] = shared
         elif shared.durability != durability:
             raise ConfigurationError(
@@ -416,7 +582,7 @@ def _release(shared: _Environment) -> None:
         if _environments.get(shared.path) is shared:
             del _environments[shared.path]
     with shared.exclusive():
-        shared.env.close()
+        shared.close()
     with shared.changed:
         shared.changed.notify_all()
 
@@ -445,7 +611,7 @@ def _forget_in_child() -> None:
     for shared in _environments.values():
         shared.forked = True
         with contextlib.suppress(Exception):
-            shared.env.close()
+            shared.close()
     _environments.clear()
 
 
@@ -560,6 +726,7 @@ class _LMDBHandle:
         map_size: int,
         max_readers: int,
         clock: Clock | None,
+        disk_reserve: int = DEFAULT_DISK_RESERVE,
     ) -> None:
         if durability not in ("sync", "nosync"):
             raise ConfigurationError(f"durability must be 'sync' or 'nosync', not {durability!r}")
@@ -567,11 +734,15 @@ class _LMDBHandle:
             raise ConfigurationError("map_size must be an int of at least 1 MiB")
         if isinstance(max_readers, bool) or not isinstance(max_readers, int) or max_readers < 1:
             raise ConfigurationError("max_readers must be a positive int")
+        if isinstance(disk_reserve, bool) or not isinstance(disk_reserve, int) or disk_reserve < 0:
+            raise ConfigurationError("disk_reserve must be an int of at least 0")
         self.path = os.fspath(path)
         self.durability = durability
         self._clock: Clock = clock or time.time
         with _engine_errors(self._locked_error, self.path):
-            self._env: _Environment | None = _acquire(self.path, durability, map_size, max_readers)
+            self._env: _Environment | None = _acquire(
+                self.path, durability, map_size, max_readers, disk_reserve
+            )
 
     def _shared(self) -> _Environment:
         shared = self._env
@@ -645,6 +816,13 @@ def _dead_key(prefix: bytes, record: Record) -> bytes:
     return prefix + _DEAD_TAIL.pack(_sortable(record[_F_FAILED] or 0.0), record[_F_SEQ])
 
 
+def _room_for(payload_bytes: int, count: int) -> int:
+    """A generous bound on the file growth a put of ``count`` messages can cause."""
+    # Record and index copies, overflow-page rounding, and the B-tree pages the
+    # write copies on its way (LMDB copies every page it changes).
+    return 2 * payload_bytes + 256 * count + (16 << 12)
+
+
 def _check_room(
     txn: Txn, ready: Any, prefix: bytes, queue: str, needed: int, max_size: int
 ) -> None:
@@ -666,29 +844,58 @@ def _scan(txn: Txn, db: Any, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
         yield key, value
 
 
-def _due(txn: Txn, db: Any, prefix: bytes, now_key: int, limit: int) -> list[tuple[bytes, bytes]]:
-    """Up to ``limit`` index entries due at ``now``, in delivery order.
+def _iter_due(txn: Txn, db: Any, prefix: bytes, now_key: int) -> Iterator[tuple[bytes, bytes]]:
+    """The index entries due at ``now``, in delivery order (do not write while iterating).
 
     Priority is the first sort key, so a not-yet-due entry only ends its own
     priority band: the scan jumps to the next band instead of stopping.
     """
-    found: list[tuple[bytes, bytes]] = []
     cursor = txn.cursor(db=db)
     n = len(prefix)
     positioned = cursor.set_range(prefix)
-    while positioned and len(found) < limit:
+    while positioned:
         key = cursor.key()
         if not key.startswith(prefix):
             break
         inverted, time_key, _ = _TAIL.unpack_from(key, n)
         if time_key <= now_key:
-            found.append((key, cursor.value()))
+            yield key, cursor.value()
             positioned = cursor.next()
         elif inverted == 0xFFFFFFFF:
             break
         else:
             positioned = cursor.set_range(prefix + _PRIO.pack(inverted + 1))
+
+
+def _due(txn: Txn, db: Any, prefix: bytes, now_key: int, limit: int) -> list[tuple[bytes, bytes]]:
+    """Up to ``limit`` index entries due at ``now``, in delivery order."""
+    return list(itertools.islice(_iter_due(txn, db, prefix, now_key), limit))
+
+
+_Entry: TypeAlias = tuple[Any, bytes]  # (index database, key)
+
+
+def _entries_of(shared: _Environment, txn: Txn, prefix: bytes, id_key: bytes) -> list[_Entry]:
+    """A queue's delivery and dead-letter index entries pointing at ``id_key``.
+
+    A scan of the queue's indexes: only for damage, which has no record to
+    compute the keys from.
+    """
+    found: list[_Entry] = [
+        (shared.ready, key)
+        for key, value in _scan(txn, shared.ready, prefix)
+        if value[1:] == id_key
+    ]
+    found += [
+        (shared.dead, key) for key, value in _scan(txn, shared.dead, prefix) if value == id_key
+    ]
     return found
+
+
+def _drop_dedup(shared: _Environment, txn: Txn, prefix: bytes, id_key: bytes) -> None:
+    """Delete a queue's dedup entries pointing at ``id_key`` (a scan: for damage only)."""
+    for key in [k for k, v in _scan(txn, shared.dedup, prefix) if v == id_key]:
+        txn.delete(key, db=shared.dedup)
 
 
 def _next_due_at(txn: Txn, db: Any, prefix: bytes) -> float | None:
@@ -732,6 +939,10 @@ class LMDBQueueStore(_LMDBHandle):
             of the machine.
         map_size: Initial map size in bytes (1 GiB); it doubles when full.
         max_readers: Reader slots of the environment, fixed by its first opener.
+        disk_reserve: Bytes of disk kept allocated past the data (4 MiB, at most
+            an eighth of the filesystem), so that once the disk is full, puts are
+            refused while leases and acks can still drain the store; ``0`` turns
+            the reserve off. Set by the first opener in a process.
         clock: Time source; ``time.time`` by default.
 
     Raises:
@@ -754,10 +965,11 @@ class LMDBQueueStore(_LMDBHandle):
         durability: str = "sync",
         map_size: int = DEFAULT_MAP_SIZE,
         max_readers: int = 126,
+        disk_reserve: int = DEFAULT_DISK_RESERVE,
         clock: Clock | None = None,
     ) -> None:
         self.serializer = get_serializer(serializer)
-        super().__init__(path, durability, map_size, max_readers, clock)
+        super().__init__(path, durability, map_size, max_readers, clock, disk_reserve)
 
     @classmethod
     def from_url(cls, url: StoreURL, *, clock: Clock | None = None) -> Self:
@@ -805,15 +1017,95 @@ class LMDBQueueStore(_LMDBHandle):
             }
         )
 
-    @staticmethod
-    def _get(shared: _Environment, txn: Txn, queue: str, id_key: bytes | None) -> Record | None:
+    def _get(
+        self, shared: _Environment, txn: Txn, queue: str, id_key: bytes | None
+    ) -> Record | None:
+        """The record of ``id_key`` in ``queue``, in a write transaction.
+
+        A record found damaged is settled here (see :meth:`_settle`) and ``None``
+        returned: the call that meets the damage does not act on the message.
+        """
         if id_key is None:
             return None
-        raw = txn.get(id_key, db=shared.messages)
-        if raw is None:
+        found = _decode(id_key, txn.get(id_key, db=shared.messages))
+        if isinstance(found, _BadRecord):
+            entries = _entries_of(shared, txn, _prefix(queue), id_key)
+            if entries:  # otherwise it is not this queue's, or only repair() can place it
+                self._settle(shared, txn, queue, found, entries)
             return None
-        rec = _unpack(raw, id_key.decode(errors="replace"))
-        return rec if rec[_F_QUEUE] == queue else None
+        return found if found[_F_QUEUE] == queue else None
+
+    def _look(
+        self, shared: _Environment, txn: Txn, queue: str, id_key: bytes | None
+    ) -> Record | None:
+        """The record of ``id_key`` in ``queue``, in a read transaction.
+
+        A damaged record is returned as the dead letter :meth:`_settle` will make
+        of it, without writing; a missing one as ``None``.
+        """
+        if id_key is None:
+            return None
+        found = _decode(id_key, txn.get(id_key, db=shared.messages))
+        if not isinstance(found, _BadRecord):
+            return found if found[_F_QUEUE] == queue else None
+        entries = _entries_of(shared, txn, _prefix(queue), id_key)
+        if not entries:
+            return None
+        self._warn(found, queue, "seen")
+        if found.raw is None:
+            return None
+        return self._stand_in(shared, txn, queue, found, entries[0], self._clock())
+
+    def _warn(self, bad: _BadRecord, queue: str, action: str) -> None:
+        """Log damage met: ``action`` is ``"settled"``, ``"purged"`` or ``"seen"`` (read only)."""
+        if action == "purged":
+            done = "purged it"
+        elif bad.raw is None:
+            done = "skipped it" if action == "seen" else "dropped its index entries"
+        elif action == "seen":
+            done = "the next lease or repair() that meets it makes it a dead letter"
+        else:
+            done = "moved it aside as a dead letter"
+        logger.warning(
+            "LMDB store %r: message %s of queue %r is damaged: its record is %s; %s",
+            self.path, bad.message_id, queue, bad.reason, done,
+        )  # fmt: skip
+
+    @staticmethod
+    def _stand_in(
+        shared: _Environment, txn: Txn, queue: str, bad: _BadRecord, entry: _Entry, now: float
+    ) -> Record:
+        """The dead letter replacing ``bad``, with what its index ``entry`` key still tells."""
+        db, key = entry
+        n = len(_prefix(queue))
+        if db is shared.ready:
+            inverted, time_key, seq = _TAIL.unpack_from(key, n)
+            return _damaged_record(
+                queue, bad, now, MAX_PRIORITY - inverted, seq, _unsortable(time_key)
+            )
+        failed_key, seq = _DEAD_TAIL.unpack_from(key, n)
+        return _damaged_record(queue, bad, now, 0, seq, _unsortable(failed_key))
+
+    def _settle(
+        self, shared: _Environment, txn: Txn, queue: str, bad: _BadRecord, entries: list[_Entry]
+    ) -> Record | None:
+        """Move a damaged record aside as a dead letter, or drop the entries of a missing one.
+
+        ``entries`` are the queue's index entries pointing at it; all are
+        removed, with its dedup entries (its dedup key cannot be read back).
+        Returns the dead letter written, if any.
+        """
+        prefix = _prefix(queue)
+        for db, key in entries:
+            txn.delete(key, db=db)
+        _drop_dedup(shared, txn, prefix, bad.id_key)
+        self._warn(bad, queue, "settled")
+        if bad.raw is None:
+            return None
+        rec = self._stand_in(shared, txn, queue, bad, entries[0], self._clock())
+        txn.put(bad.id_key, _pack(rec), db=shared.messages)
+        self._index(shared, txn, prefix, rec, bad.id_key)
+        return rec
 
     @staticmethod
     def _unindex(shared: _Environment, txn: Txn, prefix: bytes, rec: Record) -> None:
@@ -857,6 +1149,7 @@ class LMDBQueueStore(_LMDBHandle):
         prefix = _prefix(queue)
 
         def put(shared: _Environment, txn: Txn) -> tuple[QueueMessage, bool]:
+            shared.make_room(_room_for(len(payload), 1))
             now = self._clock()
             if dedup_key is not None:
                 dedup_db_key = prefix + _hash_key(dedup_key)
@@ -906,6 +1199,7 @@ class LMDBQueueStore(_LMDBHandle):
         inverted = MAX_PRIORITY - priority
 
         def put_many(shared: _Environment, txn: Txn) -> list[QueueMessage]:
+            shared.make_room(_room_for(sum(map(len, items)), len(items)))
             if max_size is not None:
                 _check_room(txn, shared.ready, prefix, queue, len(items), max_size)
             now = self._clock()
@@ -945,28 +1239,82 @@ class LMDBQueueStore(_LMDBHandle):
         lease_timeout = check_lease(queue, lease_timeout, leased_by, limit)
         prefix = _prefix(queue)
 
-        def lease(shared: _Environment, txn: Txn) -> list[QueueMessage]:
+        def lease(shared: _Environment, txn: Txn, limit: int) -> list[QueueMessage]:
             now = self._clock()
+            now_key = _sortable(now)
             leased: list[QueueMessage] = []
-            for key, value in _due(txn, shared.ready, prefix, _sortable(now), limit):
-                id_key = value[1:]
-                raw = txn.get(id_key, db=shared.messages)
-                if raw is None:
-                    raise StoreCorruptedError(f"index entry for missing message {id_key!r}")
-                rec = _unpack(raw, id_key.decode(errors="replace"))
-                txn.delete(key, db=shared.ready)
-                token = new_lease_token()
-                rec[_F_STATE] = _INFLIGHT
-                rec[_F_ATTEMPTS] += 1
-                rec[_F_AVAILABLE] = now + lease_timeout
-                rec[_F_LEASED_BY] = leased_by
-                rec[_F_TOKEN] = token
-                txn.put(id_key, _pack(rec), db=shared.messages)
-                self._index(shared, txn, prefix, rec, id_key)
-                leased.append(self._message(rec, id_key.decode(), now, token))
+            seen: set[bytes] = set()
+            # An entry that was not sound is gone from the due set once met, so ask
+            # again for what is missing; ``seen`` ends it should a lease end "now"
+            # (a lease_timeout below the clock's float resolution).
+            while len(leased) < limit:
+                due = _due(txn, shared.ready, prefix, now_key, limit - len(leased) + len(seen))
+                fresh = [(key, value) for key, value in due if value[1:] not in seen]
+                if not fresh:
+                    break
+                for key, value in fresh[: limit - len(leased)]:
+                    seen.add(value[1:])
+                    message = self._lease_entry(
+                        shared, txn, queue, key, value, now, lease_timeout, leased_by
+                    )
+                    if message is not None:
+                        leased.append(message)
             return leased
 
-        return self._write(lease)
+        while True:
+            try:
+                return self._write(functools.partial(lease, limit=limit))
+            except StoreError as exc:
+                # On a full disk a smaller lease may fit in the pages left: "up to limit".
+                if limit == 1 or not _disk_full(exc):
+                    raise
+                limit //= 2
+
+    def _lease_entry(
+        self,
+        shared: _Environment,
+        txn: Txn,
+        queue: str,
+        key: bytes,
+        value: bytes,
+        now: float,
+        lease_timeout: float,
+        leased_by: str | None,
+    ) -> QueueMessage | None:
+        """Lease the message of one due delivery-index entry; ``None`` if it was not sound."""
+        prefix = _prefix(queue)
+        id_key = value[1:]
+        rec = _decode(id_key, txn.get(id_key, db=shared.messages))
+        if isinstance(rec, _BadRecord):
+            self._settle(shared, txn, queue, rec, [(shared.ready, key)])
+            return None
+        inverted, _, seq = _TAIL.unpack_from(key, len(prefix))
+        if (
+            rec[_F_QUEUE] != queue
+            or rec[_F_STATE] == _DEAD
+            or seq != rec[_F_SEQ]
+            or inverted != MAX_PRIORITY - rec[_F_PRIORITY]
+        ):
+            # A stale entry: the record says where it belongs, so index it there instead.
+            # (The time is not compared: that costs a float conversion per message;
+            # check_integrity() and repair() compare whole keys.)
+            txn.delete(key, db=shared.ready)
+            logger.warning(
+                "LMDB store %r: dropped a stale delivery index entry of message %s in queue %r",
+                self.path, id_key.decode(errors="backslashreplace"), queue,
+            )  # fmt: skip
+            self._index(shared, txn, _prefix(rec[_F_QUEUE]), rec, id_key)
+            return None
+        txn.delete(key, db=shared.ready)
+        token = new_lease_token()
+        rec[_F_STATE] = _INFLIGHT
+        rec[_F_ATTEMPTS] += 1
+        rec[_F_AVAILABLE] = now + lease_timeout
+        rec[_F_LEASED_BY] = leased_by
+        rec[_F_TOKEN] = token
+        txn.put(id_key, _pack(rec), db=shared.messages)
+        self._index(shared, txn, prefix, rec, id_key)
+        return self._message(rec, id_key.decode(), now, token)
 
     def wait(self, queue: str, timeout: float) -> None:
         """Block until a commit may have made a message available, a timer is due, or timeout.
@@ -1188,17 +1536,22 @@ class LMDBQueueStore(_LMDBHandle):
 
         def purge(shared: _Environment, txn: Txn) -> int:
             now_key = _sortable(self._clock())
-            doomed: list[bytes] = []
+            doomed: list[tuple[_Entry, bytes]] = []
             if target in ("ready", "all"):
                 for key, value in _scan(txn, shared.ready, prefix):
                     expired = _TAIL.unpack_from(key, n)[1] <= now_key
                     if target == "all" or value[:1] == b"\x00" or expired:
-                        doomed.append(value[1:])
+                        doomed.append(((shared.ready, key), value[1:]))
             if target in ("dead", "all"):
-                doomed.extend(v for _, v in _scan(txn, shared.dead, prefix))
-            for id_key in doomed:
-                rec = self._get(shared, txn, queue, id_key)
-                if rec is not None:
+                doomed.extend(((shared.dead, k), v) for k, v in _scan(txn, shared.dead, prefix))
+            for (db, key), id_key in doomed:
+                txn.delete(key, db=db)  # even when the record is damaged or gone
+                rec = _decode(id_key, txn.get(id_key, db=shared.messages))
+                if isinstance(rec, _BadRecord):
+                    txn.delete(id_key, db=shared.messages)
+                    _drop_dedup(shared, txn, prefix, id_key)
+                    self._warn(rec, queue, "purged")
+                elif rec[_F_QUEUE] == queue:
                     self._remove(shared, txn, prefix, rec, id_key)
             return len(doomed)
 
@@ -1211,12 +1564,14 @@ class LMDBQueueStore(_LMDBHandle):
 
         def peek(shared: _Environment, txn: Txn) -> QueueMessage | None:
             now = self._clock()
-            due = _due(txn, shared.ready, prefix, _sortable(now), 1)
-            if not due:
-                return None
-            id_key = due[0][1][1:]
-            rec = self._get(shared, txn, queue, id_key)
-            return None if rec is None else self._message(rec, id_key.decode(), now)
+            for key, value in _iter_due(txn, shared.ready, prefix, _sortable(now)):
+                id_key = value[1:]
+                rec = _decode(id_key, txn.get(id_key, db=shared.messages))
+                if isinstance(rec, _BadRecord):
+                    self._warn(rec, queue, "seen")  # lease will settle it and go on, as here
+                elif rec[_F_QUEUE] == queue and key == _ready_key(prefix, rec):
+                    return self._message(rec, id_key.decode(), now)
+            return None
 
         return self._read(peek)
 
@@ -1227,7 +1582,7 @@ class LMDBQueueStore(_LMDBHandle):
         id_key = _id_key(message_id)
 
         def inspect(shared: _Environment, txn: Txn) -> QueueMessage | None:
-            rec = self._get(shared, txn, queue, id_key)
+            rec = self._look(shared, txn, queue, id_key)
             return None if rec is None else self._message(rec, message_id, self._clock())
 
         return self._read(inspect)
@@ -1242,12 +1597,18 @@ class LMDBQueueStore(_LMDBHandle):
         def dead_letters(shared: _Environment, txn: Txn) -> list[QueueMessage]:
             now = self._clock()
             found: list[QueueMessage] = []
-            for _, id_key in _scan(txn, shared.dead, prefix):
+            for key, id_key in _scan(txn, shared.dead, prefix):
                 if limit is not None and len(found) >= limit:
                     break
-                rec = self._get(shared, txn, queue, id_key)
-                if rec is not None:
-                    found.append(self._message(rec, id_key.decode(), now))
+                rec = _decode(id_key, txn.get(id_key, db=shared.messages))
+                if isinstance(rec, _BadRecord):
+                    self._warn(rec, queue, "seen")
+                    if rec.raw is None:
+                        continue
+                    rec = self._stand_in(shared, txn, queue, rec, (shared.dead, key), now)
+                elif rec[_F_QUEUE] != queue:
+                    continue
+                found.append(self._message(rec, id_key.decode(errors="backslashreplace"), now))
             return found
 
         return self._read(dead_letters)
@@ -1282,39 +1643,73 @@ class LMDBQueueStore(_LMDBHandle):
         return self._read(queues)
 
     def check_integrity(self) -> list[str]:
-        """Check that the delivery, dead-letter and dedup indexes match the messages."""
+        """Check every record decodes and the delivery, dead-letter and dedup indexes match them.
 
-        def check(shared: _Environment, txn: Txn) -> list[str]:
-            problems: list[str] = []
-            indexed: dict[bytes, int] = {}
-            for db, name, skip in ((shared.ready, "delivery", 1), (shared.dead, "dead-letter", 0)):
-                for key, value in txn.cursor(db=db):
-                    id_key = bytes(value[skip:])
-                    raw = txn.get(id_key, db=shared.messages)
-                    if raw is None:
-                        problems.append(f"{name} index entry points at missing {id_key!r}")
-                        continue
-                    rec = _unpack(raw, repr(id_key))
-                    dead = rec[_F_STATE] == _DEAD
-                    prefix = _prefix(rec[_F_QUEUE])
-                    expected = _dead_key(prefix, rec) if dead else _ready_key(prefix, rec)
-                    if (db is shared.dead) != dead or bytes(key) != expected:
-                        problems.append(f"{name} index entry for {id_key!r} is stale")
-                    indexed[id_key] = indexed.get(id_key, 0) + 1
-            for id_key, _ in txn.cursor(db=shared.messages):
-                if indexed.get(bytes(id_key), 0) != 1:
-                    problems.append(
-                        f"message {bytes(id_key)!r} is indexed "
-                        f"{indexed.get(bytes(id_key), 0)} times"
-                    )
-            for key, value in txn.cursor(db=shared.dedup):
-                if txn.get(bytes(value), db=shared.messages) is None:
-                    problems.append(
-                        f"dedup entry {bytes(key)!r} points at missing {bytes(value)!r}"
-                    )
-            return problems
+        One read transaction over the whole environment; each line names the
+        message id concerned. See :meth:`repair`.
+        """
+        from localqueue.stores._lmdb_repair import survey
 
-        return self._read(check)
+        return self._read(lambda shared, txn: survey(shared, txn).problems())
+
+    def repair(self) -> list[str]:
+        """Rebuild the indexes from the records; move undecodable records aside as dead letters.
+
+        One write transaction over the whole environment, safe while other
+        handles and processes use the store. A record that cannot be decoded
+        becomes a dead letter of the queue its index entries name (of
+        :data:`ORPHAN_QUEUE` when none does), its bytes kept as the value and
+        ``last_error`` starting with :data:`DAMAGED_ERROR`; index entries
+        pointing at no record, or not where their record belongs, are dropped;
+        records missing from an index are indexed again.
+
+        Returns:
+            One line per repair, naming the message id; ``[]`` when nothing was
+            wrong (a second call returns ``[]``).
+        """
+        from localqueue.stores._lmdb_repair import survey
+
+        def repair(shared: _Environment, txn: Txn) -> list[str]:
+            return survey(shared, txn).repair(txn, self._clock())
+
+        done = self._write(repair)
+        for line in done:
+            logger.warning("LMDB store %r: repair: %s", self.path, line)
+        if done:
+            self._shared().notify()
+        return done
+
+    damages: frozenset[Damage] = frozenset({"record", "missing"})
+    """What :meth:`damage_record` plants (see ``localqueue.protocols.DamageInjectable``)."""
+
+    def damage_record(self, queue: str, message_id: str, how: Damage) -> None:
+        """Test hook: damage one intact message's record in a real LMDB write transaction.
+
+        ``"record"`` overwrites the record with bytes that are not msgpack;
+        ``"missing"`` deletes it. Index entries are left pointing at it either way.
+
+        Raises:
+            ConfigurationError: ``how`` is not in :attr:`damages`, or ``queue`` has
+                no intact message ``message_id``.
+        """
+        if how not in self.damages:
+            raise ConfigurationError(f"LMDB stores cannot plant {how!r} damage")
+        check_queue_name(queue)
+        check_message_id(message_id)
+        id_key = _id_key(message_id)
+
+        def damage(shared: _Environment, txn: Txn) -> None:
+            rec = None if id_key is None else _decode(id_key, txn.get(id_key, db=shared.messages))
+            if id_key is None or not isinstance(rec, list) or rec[_F_QUEUE] != queue:
+                raise ConfigurationError(
+                    f"queue {queue!r} has no intact message {message_id!r} to damage"
+                )
+            if how == "record":
+                txn.put(id_key, _UNDECODABLE, db=shared.messages)
+            else:
+                txn.delete(id_key, db=shared.messages)
+
+        self._write(damage)
 
 
 # -- attempt store ---------------------------------------------------------------
@@ -1353,6 +1748,7 @@ class LMDBAttemptStore(_LMDBHandle):
         durability: ``"sync"`` (default) or ``"nosync"``, as for the queue store.
         map_size: Initial map size in bytes (1 GiB); it doubles when full.
         max_readers: Reader slots of the environment, fixed by its first opener.
+        disk_reserve: As for the queue store; the attempt store's writes may use it.
         clock: Time source; ``time.time`` by default.
     """
 
@@ -1369,9 +1765,10 @@ class LMDBAttemptStore(_LMDBHandle):
         durability: str = "sync",
         map_size: int = DEFAULT_MAP_SIZE,
         max_readers: int = 126,
+        disk_reserve: int = DEFAULT_DISK_RESERVE,
         clock: Clock | None = None,
     ) -> None:
-        super().__init__(path, durability, map_size, max_readers, clock)
+        super().__init__(path, durability, map_size, max_readers, clock, disk_reserve)
 
     @classmethod
     def from_url(cls, url: StoreURL, *, clock: Clock | None = None) -> Self:

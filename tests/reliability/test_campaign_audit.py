@@ -12,6 +12,7 @@ from localqueue.testing.campaigns import (
     CLOCK_MARGIN,
     CampaignReport,
     audit,
+    run_connection_kills,
     run_contention,
     run_damage,
     store_files,
@@ -145,11 +146,57 @@ def test_only_urls_with_a_path_and_no_host_name_files(url: str, has_files: bool)
     assert (store_files(url) is not None) == has_files
 
 
-def test_damage_campaign_skips_a_server_store_with_a_clear_line() -> None:
-    report = run_damage("redis://127.0.0.1:6379/0")
+def test_damage_campaign_skips_a_store_it_cannot_damage_with_a_clear_line() -> None:
+    report = run_damage("memory://")
     assert report.skipped is not None
-    assert report.line() == ("damage campaign [redis]: skipped: the URL names a server, not files")
+    assert report.line() == (
+        "damage campaign [memory]: skipped: "
+        "the store has no files and cannot damage its own records"
+    )
     assert not report.failed
+
+
+def test_connection_kill_campaign_skips_an_embedded_store(tmp_path: Path) -> None:
+    report = run_connection_kills(f"sqlite:///{tmp_path}/q.sqlite3")
+    assert report.skipped == "the store has no server connections to kill"
+    assert not report.failed
+
+
+@pytest.mark.services
+def test_damage_campaign_damages_records_on_a_server_and_leaves_its_queues_alone(
+    server_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = open_queue_store(server_url)
+    try:
+        kept = store.put("mine", b"keep", codec=store.serializer.name).id
+        kinds = len(getattr(store, "damages", ()))
+    finally:
+        store.close()
+    report = run_damage(server_url, messages=200)
+    with capsys.disabled():
+        print("\n" + report.line())
+    assert report.extra["cases"] == kinds >= 1
+    assert report.extra["delivered"] == kinds * 180
+    assert not report.failed, report.problems
+    store = open_queue_store(server_url)
+    try:
+        assert store.queues() == ["mine"]
+        assert store.inspect("mine", kept) is not None
+    finally:
+        store.close()
+
+
+@pytest.mark.services
+def test_connection_kill_campaign_loses_nothing(
+    server_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report = run_connection_kills(server_url, seconds=4, messages=200)
+    with capsys.disabled():
+        print("\n" + report.line())
+    assert report.kills >= 10
+    assert report.extra["connections-closed"] > 0
+    assert report.messages == 400
+    assert not report.failed, report.problems
 
 
 def test_the_command_prints_a_line_per_campaign_and_exits_zero(
@@ -159,7 +206,8 @@ def test_the_command_prints_a_line_per_campaign_and_exits_zero(
     assert main([url, "--campaign", "damage", "--messages", "60"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 1
-    assert out[0].startswith("damage campaign [sqlite]: messages=180 ")
+    # Three kinds of file damage and one of record damage, 60 messages each.
+    assert out[0].startswith("damage campaign [sqlite]: messages=240 ")
     assert out[0].endswith(" ok")
     # The user's file was never created or touched: the campaign works on a copy.
     assert not (tmp_path / "mine.sqlite3").exists()

@@ -19,7 +19,7 @@ from localqueue.errors import (
 )
 from localqueue.protocols import IntegrityCheckable
 from localqueue.registry import open_queue_store
-from localqueue.testing.campaigns import DAMAGE, run_damage
+from localqueue.testing.campaigns import DAMAGE, run_damage, run_disk_full
 from localqueue.testing.plugin import skip_or_fail_unreachable
 
 ENGINES = ["sqlite", "lmdb"]
@@ -68,7 +68,8 @@ def test_garbled_file_is_reported_as_corrupted(engine: str, tmp_path: Path) -> N
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_truncated_file_is_a_typed_error(engine: str, tmp_path: Path) -> None:
-    url = url_for(engine, tmp_path)
+    # No LMDB disk reserve: a third of the file must cut into pages in use.
+    url = url_for(engine, tmp_path) + ("&disk_reserve=0" if engine == "lmdb" else "")
     queue = PersistentQueue("q", url)
     queue.put_many(list(range(500)))
     queue.close()
@@ -200,7 +201,26 @@ def test_damage_campaign_gives_only_typed_errors(
     with capsys.disabled():
         print("\n" + report.line())
     assert report.skipped is None
-    assert report.extra["cases"] == len(DAMAGE)
+    # Every file damage, and both kinds of record damage the store plants on itself.
+    assert report.extra["cases"] == len(DAMAGE) + {"sqlite": 1, "lmdb": 2}[engine]
     assert report.errors == 0, report.problems
-    assert not report.failed
+    assert report.blocked == 0, report.problems
+    assert report.extra["dead-damaged"] >= 30  # the damaged records were kept as dead letters
+    assert not report.failed, report.problems
     assert not any(tmp_path.iterdir())  # the campaign damaged copies, never the URL's files
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_disk_full_campaign_drains_a_disk_full_to_the_last_byte(
+    engine: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The map is far larger than the disk, so it is the disk that fills up.
+    url = url_for(engine, tmp_path).replace("map_size=1048576", "map_size=67108864")
+    report = run_disk_full(url, size="2m")
+    with capsys.disabled():
+        print("\n" + report.line())
+    if report.skipped is not None:
+        skip_or_fail_unreachable(report.skipped)
+    assert report.extra["stored"] > 100
+    assert report.extra["delivered"] == report.extra["stored"]
+    assert not report.failed, report.problems

@@ -15,13 +15,20 @@ from psycopg import sql
 
 from localqueue.errors import SchemaVersionError, StoreCorruptedError
 
-__all__ = ["SCHEMA_VERSION", "Tables", "ensure_schema"]
+__all__ = ["DAMAGE_INDEX", "SCHEMA_VERSION", "Tables", "ensure_schema", "has_damage_index"]
 
 SCHEMA_VERSION = 1
 """The newest layout this release writes and reads."""
 
 NOW = sql.SQL("extract(epoch from now())::float8")
 """The server's time for the current transaction, in Unix seconds."""
+
+
+DAMAGE_INDEX = sql.SQL(
+    "CREATE INDEX IF NOT EXISTS lq_messages_damaged ON {messages} (queue) "
+    "WHERE state NOT IN (0, 1, 2)"
+)
+"""Rows whose state localqueue never writes (a bad edit): empty, so leases look at no cost."""
 
 
 class Tables:
@@ -33,6 +40,7 @@ class Tables:
         self.meta = sql.Identifier(schema, "lq_meta")
         self.messages = sql.Identifier(schema, "lq_messages")
         self.attempts = sql.Identifier(schema, "lq_attempts")
+        self.damage_index = sql.Identifier(schema, "lq_messages_damaged")
         # One channel per schema (so two applications on one database do not
         # wake each other); hashed because a channel name is at most 63 bytes.
         digest = hashlib.sha1(schema.encode(), usedforsecurity=False).hexdigest()[:16]
@@ -71,6 +79,7 @@ def _ddl(t: Tables) -> list[sql.Composed]:
             "CREATE INDEX IF NOT EXISTS lq_messages_dead ON {messages} "
             "(queue, failed_at, seq) WHERE state = 2"
         ).format(messages=t.messages),
+        DAMAGE_INDEX.format(messages=t.messages),
         sql.SQL(
             """CREATE TABLE IF NOT EXISTS {attempts} (
                 key text PRIMARY KEY,
@@ -82,6 +91,14 @@ def _ddl(t: Tables) -> list[sql.Composed]:
             )"""
         ).format(attempts=t.attempts),
     ]
+
+
+def has_damage_index(conn: psycopg.Connection[tuple[object, ...]], t: Tables) -> bool:
+    """Whether the schema has :data:`DAMAGE_INDEX` (schemas made before it was added do not)."""
+    row = conn.execute(
+        "SELECT to_regclass(%s) IS NOT NULL", [t.damage_index.as_string(conn)]
+    ).fetchone()
+    return bool(row and row[0])
 
 
 def _read_version(conn: psycopg.Connection[tuple[object, ...]], t: Tables) -> int | None:

@@ -3,24 +3,30 @@
 from __future__ import annotations
 
 import contextlib
+import select
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import TypeVar
 
 import psycopg
-from psycopg import sql
+from psycopg import pq, sql
 from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool
-from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_random_exponential
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    wait_random_exponential,
+)
 
-from localqueue.errors import ConfigurationError, StoreClosedError, StoreLockedError
+from localqueue.errors import ConfigurationError, StoreClosedError, StoreError, StoreLockedError
 from localqueue.protocols import Fault, FaultKind
 from localqueue_postgres._config import PostgresConfig
 from localqueue_postgres._errors import TRANSIENT, translate_errors
-from localqueue_postgres._schema import Tables, ensure_schema
+from localqueue_postgres._schema import Tables, ensure_schema, has_damage_index
 
-__all__ = ["FAULTS", "Connection", "Session"]
+__all__ = ["FAULTS", "RECONNECT_ATTEMPTS", "Connection", "Session"]
 
 FAULTS: frozenset[FaultKind] = frozenset({"locked", "engine_error"})
 """The faults both PostgreSQL stores simulate for the conformance suite."""
@@ -43,6 +49,43 @@ END $$"""
 
 T = TypeVar("T")
 Connection = psycopg.Connection[TupleRow]
+
+RECONNECT_ATTEMPTS = 8
+"""Times one call tries a fresh connection after losing one, before ``StoreError``.
+
+With the back-off between tries (5 ms doubling, at most 250 ms) a call that
+keeps losing its connection gives up within about one second.
+"""
+
+
+class _Lost(Exception):
+    """A statement's connection broke (killed session, restart, network).
+
+    ``sent`` tells whether the statement may have reached the server: when it
+    did not, running it again is safe whatever it does.
+    """
+
+    def __init__(self, error: psycopg.Error, *, sent: bool) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.sent = sent
+
+
+def _broken(conn: Connection) -> bool:
+    """True when ``conn`` is known or likely dead, found without a round trip.
+
+    An idle autocommit session of the main pool (which never LISTENs) has
+    nothing to read: a server that terminated it sent a FATAL message and
+    closed the socket, so anything readable means the session is ending. A
+    false alarm (a stray notice) only costs a reconnection.
+    """
+    if conn.pgconn.status == pq.ConnStatus.BAD:
+        return True
+    try:
+        readable, _, _ = select.select([conn.pgconn.socket], [], [], 0)
+    except (OSError, ValueError, psycopg.OperationalError):
+        return True
+    return bool(readable)
 
 
 class Session:
@@ -71,14 +114,16 @@ class Session:
         # (refused, unknown database...) where a pool would only time out.
         with self.errors(), psycopg.connect(**kwargs) as conn:
             ensure_schema(conn, self.tables)
+            # Leases look for damaged rows only where an index makes that free.
+            self.damage_index = has_damage_index(conn, self.tables)
         self._pool: ConnectionPool[Connection] = ConnectionPool(
             kwargs=kwargs,
             min_size=config.pool_min_size,
             max_size=config.pool_max_size,
             open=False,
-            # Connections in the pool may have been terminated by the server
-            # (restart, pg_terminate_backend); check before handing one out.
-            check=ConnectionPool.check_connection,
+            # No ``check``: the pool's check sleeps 1, 2, 4... seconds between
+            # connections that fail it, so under repeated session kills a call
+            # stalled until the pool timeout. run() checks and retries itself.
             timeout=config.connect_timeout,
             name=f"localqueue-{kind}",
         )
@@ -93,36 +138,85 @@ class Session:
         if self._closed:
             raise StoreClosedError(f"the PostgreSQL {self._kind} store {self.where} is closed")
 
-    def run(self, work: Callable[[Connection], T]) -> T:
-        """Run ``work`` on a pooled connection, retrying deadlocks and serialization failures.
+    def run(self, work: Callable[[Connection], T], *, idempotent: bool = True) -> T:
+        """Run ``work`` on a pooled connection, retrying what is safe to run again.
 
-        Every statement the stores send runs alone in autocommit mode, so a
-        failed one was rolled back and running it again is safe.
+        Deadlocks and serialization failures are retried until ``lock_timeout``:
+        every statement the stores send runs alone in autocommit mode (or in one
+        explicit transaction), so a failed one was rolled back. A lost connection
+        is retried on a fresh one, at most :data:`RECONNECT_ATTEMPTS` times: always
+        when it was found dead before the statement was sent, and otherwise only
+        for ``idempotent`` work, whose second run cannot do more than its first
+        would have (the statement may have committed before the reply was lost).
+
+        Raises:
+            StoreError: The connection kept being lost, or was lost while
+                non-idempotent work ran (which may or may not have taken effect).
         """
         self.check_open()
         retrying = Retrying(
-            retry=retry_if_exception_type(TRANSIENT),
-            stop=stop_after_delay(self.config.lock_timeout),
+            retry=retry_if_exception_type((*TRANSIENT, _Lost)),
+            stop=self._stop(idempotent),
             wait=wait_random_exponential(multiplier=0.005, max=0.25),
             reraise=True,
         )
         with self.errors():
-            result: T = retrying(self._once, work)
+            try:
+                result: T = retrying(self._once, work)
+            except _Lost as lost:
+                raise self._lost_error(lost, idempotent) from lost.error
         return result
+
+    def _stop(self, idempotent: bool) -> Callable[[RetryCallState], bool]:
+        lock_timeout = self.config.lock_timeout
+
+        def stop(state: RetryCallState) -> bool:
+            error = state.outcome.exception() if state.outcome else None
+            if isinstance(error, _Lost):
+                if error.sent and not idempotent:
+                    return True
+                return state.attempt_number >= RECONNECT_ATTEMPTS
+            return (state.seconds_since_start or 0.0) >= lock_timeout
+
+        return stop
+
+    def _lost_error(self, lost: _Lost, idempotent: bool) -> StoreError:
+        reason = self.config.scrub(str(lost.error)).strip()
+        if lost.sent and not idempotent:
+            return StoreError(
+                f"{self.where}: connection to PostgreSQL lost while the statement ran, so it "
+                f"may or may not have taken effect (not retried): {reason}"
+            )
+        return StoreError(
+            f"{self.where}: connection to PostgreSQL lost {RECONNECT_ATTEMPTS} times in a "
+            f"row: {reason}"
+        )
 
     def _once(self, work: Callable[[Connection], T]) -> T:
         with self._pool.connection() as conn:
-            override = self._fault_lock_timeout
-            if override is None:
-                return work(conn)
-            milliseconds = f"{max(1, round(override * 1000))}ms"
-            conn.execute("SELECT set_config('lock_timeout', %s, false)", [milliseconds])
+            if _broken(conn):
+                # Closed here, the pool replaces it when it comes back.
+                conn.close()
+                raise _Lost(psycopg.OperationalError("the pooled session was gone"), sent=False)
             try:
-                return work(conn)
-            finally:
-                # Back to the URL's lock_timeout (a connection option, so RESET's default).
-                with contextlib.suppress(psycopg.Error):
-                    conn.execute("RESET lock_timeout")
+                return self._work(conn, work)
+            except psycopg.Error as exc:
+                if conn.broken or conn.closed:
+                    raise _Lost(exc, sent=True) from exc
+                raise
+
+    def _work(self, conn: Connection, work: Callable[[Connection], T]) -> T:
+        override = self._fault_lock_timeout
+        if override is None:
+            return work(conn)
+        milliseconds = f"{max(1, round(override * 1000))}ms"
+        conn.execute("SELECT set_config('lock_timeout', %s, false)", [milliseconds])
+        try:
+            return work(conn)
+        finally:
+            # Back to the URL's lock_timeout (a connection option, so RESET's default).
+            with contextlib.suppress(psycopg.Error):
+                conn.execute("RESET lock_timeout")
 
     @contextlib.contextmanager
     def inject_fault(self, fault: Fault) -> Iterator[None]:
@@ -165,11 +259,31 @@ class Session:
                     conn.execute(sql.SQL("DROP TRIGGER IF EXISTS lq_fault ON {}").format(table))
                 conn.execute(sql.SQL("DROP FUNCTION IF EXISTS {}()").format(function))
 
+    def kill_connections(self) -> int:
+        """The engine side of the stores' ``kill_connections`` (see ``ConnectionKillable``).
+
+        Terminates, with ``pg_terminate_backend``, every session of the URL's
+        ``application_name`` whose last statement named this schema, from any
+        process; sessions of other schemas stay. Returns how many were ended.
+        """
+        self.check_open()
+        schema = sql.Identifier(self.tables.schema_name)
+        with self.errors(), psycopg.connect(**self.config.connect_kwargs()) as conn:
+            named = (_like(f"{schema.as_string(conn)}."), _like(self.tables.channel))
+            row = conn.execute(
+                "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name = %s AND pid <> pg_backend_pid() "
+                "AND (query LIKE %s OR query LIKE %s)",
+                [self.config.application_name, *named],
+            ).fetchone()
+        return int(row[0]) if row else 0
+
     def listen_pool(self) -> ConnectionPool[Connection]:
         """The pool of connections used for blocking waits, opened on first use.
 
         A connection LISTENs only while a waiter holds it: the pool's reset
-        runs ``UNLISTEN *``, so idle connections never pile up notifications.
+        runs ``UNLISTEN`` of the schema's channel (the only one a waiter
+        listens to), so idle connections never pile up notifications.
         """
         self.check_open()
         with self._lock:
@@ -179,13 +293,22 @@ class Session:
                     min_size=0,
                     max_size=self.config.pool_max_size,
                     open=False,
-                    reset=_unlisten,
+                    reset=self._unlisten,
                     timeout=self.config.connect_timeout,
                     num_workers=1,
                     name=f"localqueue-{self._kind}-listen",
                 )
                 self._listen_pool.open(wait=False)
             return self._listen_pool
+
+    def _unlisten(self, conn: Connection) -> None:
+        # Naming the channel (not UNLISTEN *) keeps this schema named in the
+        # session's last statement, which kill_connections goes by.
+        conn.execute(sql.SQL("UNLISTEN {}").format(sql.Identifier(self.tables.channel)))
+        # Drop notifications that arrived before the UNLISTEN took effect, so the
+        # next waiter does not wake for a stale one.
+        for _ in conn.notifies(timeout=0):
+            pass
 
     def close(self) -> None:
         """Close both pools. Idempotent."""
@@ -199,9 +322,7 @@ class Session:
                 pool.close(timeout=5.0)
 
 
-def _unlisten(conn: Connection) -> None:
-    conn.execute("UNLISTEN *")
-    # Drop notifications that arrived before the UNLISTEN took effect, so the
-    # next waiter does not wake for a stale one.
-    for _ in conn.notifies(timeout=0):
-        pass
+def _like(text: str) -> str:
+    """A LIKE pattern matching any text that contains ``text``."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"

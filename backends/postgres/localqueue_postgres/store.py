@@ -14,6 +14,7 @@ URL: ``postgresql://user:password@host:port/database?schema=localqueue``
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
@@ -30,9 +31,11 @@ from localqueue.errors import (
     AttemptStoreLockedError,
     ConfigurationError,
     Full,
+    MessageNotFoundError,
     QueueStoreLockedError,
+    StoreError,
 )
-from localqueue.protocols import Clock, Fault, PurgeTarget
+from localqueue.protocols import Clock, Damage, Fault, PurgeTarget
 from localqueue.registry import ClassBackend
 from localqueue.stores._common import new_message_id, new_message_ids
 from localqueue.urls import StoreURL
@@ -52,6 +55,7 @@ from localqueue.validation import (
     check_queue_name,
     check_retry_key,
     check_timeout,
+    storable_text,
 )
 from localqueue_postgres._config import PostgresConfig
 from localqueue_postgres._schema import NOW
@@ -59,7 +63,11 @@ from localqueue_postgres._session import FAULTS, Connection, Session
 
 __all__ = ["PostgresAttemptStore", "PostgresBackend", "PostgresQueueStore", "backend"]
 
-_READY, _INFLIGHT, _DEAD = 0, 1, 2
+_READY, _INFLIGHT = 0, 1
+_DAMAGED_STATE = 7
+"""What ``damage_record`` writes: a state localqueue never does."""
+
+_log = logging.getLogger(__name__)
 
 Row = dict[str, Any]
 
@@ -74,7 +82,8 @@ def _open_config(url: StoreURL, clock: Clock | None) -> PostgresConfig:
 
 def _message(queue: str, row: Row, token: str | None = None) -> QueueMessage:
     state, available_at = row["state"], row["available_at"]
-    if state == _DEAD:
+    if state not in (_READY, _INFLIGHT):
+        # A damaged row (an unknown state) counts as dead until a lease moves it aside.
         effective, leased_until = MessageState.DEAD, None
     elif state == _INFLIGHT and available_at > row["now"]:
         effective, leased_until = MessageState.INFLIGHT, available_at
@@ -117,7 +126,7 @@ class _Statements:
                                  priority, dedup_key)
                 VALUES (%(id)s, %(queue)s, %(payload)s, %(codec)s, {now}, {now} + %(delay)s,
                         %(priority)s, %(dedup_key)s)
-                ON CONFLICT (queue, dedup_key) DO NOTHING
+                ON CONFLICT DO NOTHING
                 RETURNING *
             ), note AS (SELECT pg_notify(%(channel)s, %(queue)s) FROM ins LIMIT 1)
             SELECT ins.*, {now} AS now FROM ins LEFT JOIN note ON true"""
@@ -132,6 +141,16 @@ class _Statements:
         self.by_dedup_key = q(
             "SELECT *, {now} AS now FROM {m} WHERE queue = %(queue)s AND dedup_key = %(dedup_key)s"
         )
+        # What made an insert conflict: its own id (stored by an attempt whose
+        # reply a lost connection cut off) or, first, the dedup key.
+        self.by_id_or_dedup_key = q(
+            """SELECT *, {now} AS now FROM {m}
+            WHERE queue = %(queue)s AND (id = %(id)s OR dedup_key = %(dedup_key)s)
+            LIMIT 1"""
+        )
+        self.by_ids = q(
+            "SELECT *, {now} AS now FROM {m} WHERE queue = %(queue)s AND id = ANY(%(ids)s::text[])"
+        )
         self.put_many = q(
             """WITH ins AS (
                 INSERT INTO {m} (id, queue, payload, codec, created_at, available_at, priority)
@@ -140,24 +159,43 @@ class _Statements:
                 FROM unnest(%(ids)s::text[], %(payloads)s::bytea[]) WITH ORDINALITY
                      AS b(id, payload, n)
                 ORDER BY b.n
+                ON CONFLICT (id) DO NOTHING
                 RETURNING *
             ), note AS (SELECT pg_notify(%(channel)s, %(queue)s) FROM ins LIMIT 1)
             SELECT ins.*, {now} AS now FROM ins LEFT JOIN note ON true"""
         )
+        # A row whose state localqueue never writes (a bad manual edit) is moved
+        # aside as a dead letter by the lease that meets it, so it never hides.
+        damaged = (
+            """damaged AS (
+                UPDATE {m} SET state = 2, lease_token = NULL, failed_at = {now},
+                    last_error = 'damaged record: unknown state ' || state::text
+                        || ' (moved aside as a dead letter by a lease)'
+                WHERE queue = %(queue)s AND state NOT IN (0, 1, 2)
+                RETURNING id
+            ), """
+            if session.damage_index
+            else "damaged AS (SELECT NULL::text AS id WHERE false), "
+        )
         self.lease = q(
-            """WITH picked AS (
+            "WITH "
+            + damaged
+            + """picked AS (
                 SELECT id, available_at AS due FROM {m}
                 WHERE queue = %(queue)s AND state < 2 AND available_at <= {now}
                 ORDER BY priority DESC, available_at, seq
                 LIMIT %(limit)s
                 FOR UPDATE SKIP LOCKED
-            )
+            ), upd AS (
             UPDATE {m} AS m
             SET state = 1, attempts = m.attempts + 1, available_at = {now} + %(lease_timeout)s,
                 leased_by = %(leased_by)s,
                 lease_token = replace(gen_random_uuid()::text, '-', '')
             FROM picked WHERE m.id = picked.id
-            RETURNING m.*, picked.due AS due, {now} AS now"""
+            RETURNING m.*, picked.due AS due
+        )
+        SELECT upd.*, {now} AS now, d.ids AS damaged_ids
+        FROM (SELECT array_agg(id) AS ids FROM damaged) AS d LEFT JOIN upd ON true"""
         )
         self.next_due = q(
             "SELECT min(available_at) - {now} FROM {m} WHERE queue = %(queue)s AND state < 2"
@@ -225,10 +263,24 @@ class _Statements:
                 count(*) FILTER (WHERE state < 2 AND available_at <= {now}),
                 count(*) FILTER (WHERE state = 0 AND available_at > {now}),
                 count(*) FILTER (WHERE state = 1 AND available_at > {now}),
-                count(*) FILTER (WHERE state = 2)
+                count(*) FILTER (WHERE state NOT IN (0, 1))
             FROM {m} WHERE queue = %(queue)s"""
         )
         self.queues = q("SELECT DISTINCT queue FROM {m}")
+        self.find_damaged = q(
+            "SELECT id, queue, state FROM {m} WHERE state NOT IN (0, 1, 2) ORDER BY queue, seq"
+        )
+        self.repair = q(
+            """WITH bad AS (
+                SELECT id, state FROM {m} WHERE state NOT IN (0, 1, 2) FOR UPDATE
+            )
+            UPDATE {m} AS m SET state = 2, lease_token = NULL, failed_at = {now},
+                last_error = 'damaged record: unknown state ' || bad.state::text
+                    || ' (moved aside as a dead letter by repair)'
+            FROM bad WHERE m.id = bad.id
+            RETURNING m.id, m.queue, bad.state"""
+        )
+        self.damage = q("UPDATE {m} SET state = %(state)s WHERE queue = %(queue)s AND id = %(id)s")
         self.listen = sql.SQL("LISTEN {}").format(sql.Identifier(t.channel))
 
 
@@ -238,6 +290,15 @@ class _Duplicate(Exception):
     def __init__(self, message: QueueMessage) -> None:
         super().__init__(message.id)
         self.message = message
+
+
+def _names_nothing(*texts: str | None) -> bool:
+    """True when a text holds what PostgreSQL ``text`` cannot (NUL, a lone surrogate).
+
+    Such a message id or lease token names nothing the store holds, so the call
+    answers as for any unknown id instead of failing in the driver.
+    """
+    return any(text is not None and storable_text(text) != text for text in texts)
 
 
 def _rows(conn: Connection, query: sql.Composed, params: dict[str, Any]) -> list[Row]:
@@ -300,7 +361,9 @@ class PostgresQueueStore:
         """Store one message (see :meth:`localqueue.protocols.QueueStore.put`).
 
         With ``max_size`` the count and the insert run in one transaction under a
-        per-queue advisory lock, so the bound holds across connections.
+        per-queue advisory lock, so the bound holds across connections. The id
+        is chosen before the first try, so a retry after a lost connection finds
+        the message its first try stored instead of storing it twice.
         """
         delay = check_put(queue, payload, delay, priority, dedup_key)
         if max_size is not None:
@@ -318,13 +381,13 @@ class PostgresQueueStore:
 
         def work(conn: Connection) -> QueueMessage | None:
             rows = _rows(conn, self._sql.put, params)
-            if not rows and dedup_key is not None:
-                rows = _rows(conn, self._sql.by_dedup_key, params)
+            if not rows:  # a conflict: the dedup key, or this call's own earlier try
+                rows = _rows(conn, self._sql.by_id_or_dedup_key, params)
             return _message(queue, rows[0]) if rows else None
 
         def bounded(conn: Connection) -> QueueMessage | None:
             with conn.transaction():
-                self._reserve(conn, queue, 1, max_size or 0, dedup_key)
+                self._reserve(conn, queue, 1, max_size or 0, params)
                 return work(conn)
 
         while True:
@@ -332,7 +395,8 @@ class PostgresQueueStore:
                 stored = self._session.run(work if max_size is None else bounded)
             except _Duplicate as dup:
                 return dup.message
-            # None: the duplicate was acked between the two statements; insert again.
+            # None: the duplicate (or this call's own earlier try, whose reply was
+            # lost) was acked between the two statements; insert again.
             if stored is not None:
                 return stored
 
@@ -346,7 +410,11 @@ class PostgresQueueStore:
         priority: int = 0,
         max_size: int | None = None,
     ) -> list[QueueMessage]:
-        """Store several messages atomically, in one statement and one round trip."""
+        """Store several messages atomically, in one statement and one round trip.
+
+        As with :meth:`put`, a retry after a lost connection finds the batch its
+        first try stored instead of storing it twice.
+        """
         items, delay = check_put_many(queue, payloads, delay, priority)
         if max_size is not None:
             check_max_size(max_size)
@@ -364,30 +432,49 @@ class PostgresQueueStore:
             "channel": self._channel,
         }
 
+        def work(conn: Connection) -> list[Row]:
+            rows = _rows(conn, self._sql.put_many, params)
+            if len(rows) < len(ids):  # an earlier try stored the batch; its reply was lost
+                rows += _rows(conn, self._sql.by_ids, params)
+            return rows
+
         def bounded(conn: Connection) -> list[Row]:
             with conn.transaction():
+                stored = _rows(conn, self._sql.by_ids, params)
+                if stored:
+                    return stored
                 self._reserve(conn, queue, len(items), max_size or 0, None)
                 return _rows(conn, self._sql.put_many, params)
 
-        if max_size is None:
-            rows = self._session.run(lambda conn: _rows(conn, self._sql.put_many, params))
-        else:
-            rows = self._session.run(bounded)
+        rows = self._session.run(work if max_size is None else bounded)
         by_id = {row["id"]: row for row in rows}
+        if len(by_id) < len(ids):
+            raise StoreError(
+                f"{self._session.where}: the connection was lost after the batch was stored, "
+                f"and {len(ids) - len(by_id)} of its {len(ids)} messages were consumed "
+                "before the retry could read them back; the batch is stored, do not put it again"
+            )
         return [_message(queue, by_id[i]) for i in ids]
 
     def _reserve(
-        self, conn: Connection, queue: str, needed: int, max_size: int, dedup_key: str | None
+        self,
+        conn: Connection,
+        queue: str,
+        needed: int,
+        max_size: int,
+        put: dict[str, Any] | None,
     ) -> None:
         """Inside a transaction: take the queue's capacity lock, then check for room.
 
-        Raises ``_Duplicate`` for a stored ``dedup_key`` (returned even when full)
-        and ``Full`` (rolling the transaction back) when ``needed`` does not fit.
+        For a single ``put`` (its parameters given), raises ``_Duplicate`` for a
+        stored message with its dedup key or its id (returned even when full), and
+        for any call ``Full`` (rolling the transaction back) when ``needed`` does
+        not fit.
         """
         params = {"schema": self._session.tables.schema_name, "queue": queue}
         conn.execute(self._sql.capacity_lock, params)
-        if dedup_key is not None:
-            rows = _rows(conn, self._sql.by_dedup_key, {**params, "dedup_key": dedup_key})
+        if put is not None:
+            rows = _rows(conn, self._sql.by_id_or_dedup_key, put)
             if rows:
                 raise _Duplicate(_message(queue, rows[0]))
         unfinished = _scalar(conn, self._sql.unfinished, params)
@@ -402,7 +489,12 @@ class PostgresQueueStore:
         leased_by: str | None = None,
         limit: int = 1,
     ) -> list[QueueMessage]:
-        """Lease up to ``limit`` available messages with ``FOR UPDATE SKIP LOCKED``."""
+        """Lease up to ``limit`` available messages with ``FOR UPDATE SKIP LOCKED``.
+
+        Retried after a lost connection: a lease whose reply was lost handed its
+        fresh tokens to nobody, so its messages stay leased until the lease
+        expires and are then delivered again; the retry leases others.
+        """
         lease_timeout = check_lease(queue, lease_timeout, leased_by, limit)
         params = {
             "queue": queue,
@@ -411,6 +503,14 @@ class PostgresQueueStore:
             "limit": limit,
         }
         rows = self._session.run(lambda conn: _rows(conn, self._sql.lease, params))
+        for message_id in (rows[0]["damaged_ids"] if rows else None) or ():
+            _log.warning(
+                "queue %r: message %s has a damaged record (unknown state); "
+                "moved aside as a dead letter",
+                queue,
+                message_id,
+            )
+        rows = [row for row in rows if row["id"] is not None]
         # UPDATE ... RETURNING does not keep the subquery's order.
         rows.sort(key=lambda r: (-r["priority"], r["due"], r["seq"]))
         return [_message(queue, row, row["lease_token"]) for row in rows]
@@ -457,9 +557,16 @@ class PostgresQueueStore:
                     return
 
     def ack(self, queue: str, message_id: str, *, lease_token: str | None = None) -> bool:
-        """Delete a message."""
+        """Delete a message.
+
+        Retried after a lost connection; a retry finding the message already
+        deleted by the lost try returns ``False`` (the message is gone as asked).
+        """
         check_queue_name(queue)
         check_message_id(message_id)
+        if _names_nothing(message_id, lease_token):
+            self._session.check_open()
+            return False
         params = {"queue": queue, "id": message_id, "token": lease_token}
         return self._session.run(lambda conn: _count(conn, self._sql.ack, params)) > 0
 
@@ -468,6 +575,7 @@ class PostgresQueueStore:
         check_queue_name(queue)
         check_leases(leases)
         self._session.check_open()
+        leases = [pair for pair in leases if not _names_nothing(*pair)]
         if len(leases) == 0:
             return 0
         params = {
@@ -491,6 +599,9 @@ class PostgresQueueStore:
         check_message_id(message_id)
         delay = check_delay(delay)
         error = check_error(error)
+        if _names_nothing(message_id, lease_token):
+            self._session.check_open()
+            return False
         params = {
             "queue": queue,
             "id": message_id,
@@ -499,7 +610,12 @@ class PostgresQueueStore:
             "error": error,
             "channel": self._channel,
         }
-        released = self._session.run(lambda conn: _scalar(conn, self._sql.release, params))
+        # With a token a second run matches nothing (the first cleared it); without
+        # one it could release a lease taken since, so it is not retried.
+        released = self._session.run(
+            lambda conn: _scalar(conn, self._sql.release, params),
+            idempotent=lease_token is not None,
+        )
         return bool(released)
 
     def extend(
@@ -509,6 +625,9 @@ class PostgresQueueStore:
         check_queue_name(queue)
         check_message_id(message_id)
         lease_timeout = check_lease_timeout(lease_timeout)
+        if _names_nothing(message_id, lease_token):
+            self._session.check_open()
+            return False
         params = {
             "queue": queue,
             "id": message_id,
@@ -529,25 +648,40 @@ class PostgresQueueStore:
         check_queue_name(queue)
         check_message_id(message_id)
         error = check_error(error)
+        if _names_nothing(message_id, lease_token):
+            self._session.check_open()
+            return False
         params = {"queue": queue, "id": message_id, "token": lease_token, "error": error}
-        return self._session.run(lambda conn: _count(conn, self._sql.dead_letter, params)) > 0
+        moved = self._session.run(
+            lambda conn: _count(conn, self._sql.dead_letter, params),
+            idempotent=lease_token is not None,
+        )
+        return moved > 0
 
     def requeue_dead(self, queue: str, message_ids: Sequence[str] | None = None) -> int:
         """Return dead letters to the ready state, notifying waiters."""
         check_queue_name(queue)
         ids = None if message_ids is None else check_message_ids(message_ids)
+        if ids is not None:
+            ids = [i for i in ids if not _names_nothing(i)]
         if ids is not None and not ids:
             self._session.check_open()
             return 0
         params = {"queue": queue, "ids": ids, "channel": self._channel}
-        requeued = self._session.run(lambda conn: _scalar(conn, self._sql.requeue_dead, params))
+        # A second run would report 0 for messages the first requeued.
+        requeued = self._session.run(
+            lambda conn: _scalar(conn, self._sql.requeue_dead, params), idempotent=False
+        )
         return int(requeued or 0)
 
     def purge(self, queue: str, target: PurgeTarget = "ready") -> int:
         """Delete ready, dead or all messages."""
         check_queue_name(queue)
         statement = self._sql.purge[check_purge_target(target)]
-        return self._session.run(lambda conn: _count(conn, statement, {"queue": queue}))
+        # A second run would not report what the first deleted.
+        return self._session.run(
+            lambda conn: _count(conn, statement, {"queue": queue}), idempotent=False
+        )
 
     # -- reads -----------------------------------------------------------------
 
@@ -561,6 +695,9 @@ class PostgresQueueStore:
         """One message by id."""
         check_queue_name(queue)
         check_message_id(message_id)
+        if _names_nothing(message_id):
+            self._session.check_open()
+            return None
         params = {"queue": queue, "id": message_id}
         rows = self._session.run(lambda conn: _rows(conn, self._sql.inspect, params))
         return _message(queue, rows[0]) if rows else None
@@ -603,6 +740,60 @@ class PostgresQueueStore:
         """
         return self._session.inject_fault(fault)
 
+    def check_integrity(self) -> list[str]:
+        """Rows PostgreSQL keeps but localqueue cannot read (a state it never writes).
+
+        PostgreSQL checks its own pages; this finds what a bad manual edit
+        leaves. One line per damaged row, naming its id; ``[]`` when healthy.
+        """
+        rows = self._session.run(lambda conn: conn.execute(self._sql.find_damaged).fetchall())
+        return [
+            f"queue {queue!r}: message {message_id}: damaged record: unknown state {state}"
+            for message_id, queue, state in rows
+        ]
+
+    def repair(self) -> list[str]:
+        """Move every damaged row aside as a dead letter saying so, in one statement.
+
+        Intact messages are untouched; a second call returns ``[]``.
+        """
+        rows = self._session.run(lambda conn: conn.execute(self._sql.repair).fetchall())
+        done = [
+            f"queue {queue!r}: message {message_id}: damaged record (unknown state {state}) "
+            "moved aside as a dead letter"
+            for message_id, queue, state in rows
+        ]
+        for line in done:
+            _log.warning("%s", line)
+        return done
+
+    damages: frozenset[Damage] = frozenset({"record"})
+    """``record`` only: PostgreSQL's indexes are its own, so none can dangle."""
+
+    def damage_record(self, queue: str, message_id: str, how: Damage) -> None:
+        """Test hook: give one message's row a state localqueue never writes.
+
+        Raises:
+            ConfigurationError: ``how`` is not ``"record"``.
+            MessageNotFoundError: No such message in ``queue``.
+        """
+        if how not in self.damages:
+            raise ConfigurationError(f"PostgreSQL stores cannot plant {how!r} damage")
+        check_queue_name(queue)
+        check_message_id(message_id)
+        params = {"queue": queue, "id": message_id, "state": _DAMAGED_STATE}
+        if not self._session.run(lambda conn: _count(conn, self._sql.damage, params)):
+            raise MessageNotFoundError(queue, message_id)
+
+    def kill_connections(self) -> int:
+        """Test hook: have the server end every session using this schema.
+
+        Sessions of the URL's ``application_name`` whose last statement named
+        the schema, from any process, end as after ``pg_terminate_backend``.
+        See ``localqueue.protocols.ConnectionKillable``.
+        """
+        return self._session.kill_connections()
+
     def close(self) -> None:
         """Close the store's connections; later calls raise ``StoreClosedError``. Idempotent."""
         self._session.close()
@@ -644,8 +835,10 @@ class PostgresAttemptStore:
     def __repr__(self) -> str:
         return f"PostgresAttemptStore({self._session.where!r})"
 
-    def _record(self, query: sql.Composed, params: dict[str, Any]) -> RetryRecord | None:
-        rows = self._session.run(lambda conn: _rows(conn, query, params))
+    def _record(
+        self, query: sql.Composed, params: dict[str, Any], *, idempotent: bool = True
+    ) -> RetryRecord | None:
+        rows = self._session.run(lambda conn: _rows(conn, query, params), idempotent=idempotent)
         if not rows:
             return None
         row = rows[0]
@@ -666,7 +859,8 @@ class PostgresAttemptStore:
     def begin_attempt(self, key: str) -> RetryRecord:
         """Count one more attempt for ``key`` in one upsert."""
         check_retry_key(key)
-        record = self._record(self._begin, {"key": key})
+        # Not retried after a lost connection: a second run would count twice.
+        record = self._record(self._begin, {"key": key}, idempotent=False)
         if record is None:  # pragma: no cover - an upsert always returns its row
             raise AssertionError("INSERT ... RETURNING returned no row")
         return record

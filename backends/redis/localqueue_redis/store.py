@@ -12,6 +12,8 @@ last second; without AOF, whatever happened since the last RDB snapshot.
 
 from __future__ import annotations
 
+import logging
+import re
 import threading
 import time
 from collections.abc import Sequence
@@ -31,12 +33,13 @@ from localqueue.errors import (
     AttemptStoreLockedError,
     ConfigurationError,
     Full,
+    MessageNotFoundError,
     QueueStoreLockedError,
     StoreClosedError,
     StoreCorruptedError,
     StoreLockedError,
 )
-from localqueue.protocols import Clock, PurgeTarget
+from localqueue.protocols import Clock, Damage, PurgeTarget
 from localqueue.serializers import DEFAULT_SERIALIZER, Serializer, get_serializer
 from localqueue.stores._common import new_lease_token, new_message_ids
 from localqueue.urls import StoreURL
@@ -62,11 +65,19 @@ from localqueue_redis._scripts import ATTEMPT_SCRIPTS, QUEUE_SCRIPTS
 
 __all__ = ["RedisAttemptStore", "RedisQueueStore"]
 
+logger = logging.getLogger(__name__)
+
 _CAPABILITIES = frozenset(
     {Capability.PERSISTENT, Capability.MULTI_PROCESS, Capability.INJECTABLE_CLOCK}
 )
 # Shortest BLPOP wait: Redis counts its timeout in milliseconds and reads 0 as "forever".
 _MIN_BLOCK = 0.01
+# How many record ids one integrity-check script call examines, so a large
+# store is checked in many short scripts rather than one long one.
+_CHECK_BATCH = 500
+# A message id is 32 hex digits, so neither ':' nor '}' can end up in it.
+_RECORD_KEY = re.compile(r"(.*)\}:m:([0-9a-f]{32})")
+_INDEX_SUFFIXES = ("}:ready", "}:delayed", "}:leased", "}:dead", "}:dedup", "}:notify")
 
 
 def _where(client: redis.Redis) -> str:
@@ -191,6 +202,8 @@ class RedisQueueStore(_RedisStore):
     """
 
     capabilities = _CAPABILITIES
+    damages: frozenset[Damage] = frozenset({"record", "missing"})
+    """Damage :meth:`damage_record` can plant (the ``DamageInjectable`` test hook)."""
     _locked_error = QueueStoreLockedError
     _kind = "queue store"
 
@@ -224,6 +237,27 @@ class RedisQueueStore(_RedisStore):
 
     def _qb(self, queue: str) -> str:
         return f"{self._prefix}:q:{{{queue}}}:"
+
+    def _report(self, queue: str, events: Sequence[bytes]) -> None:
+        """Log the damage a script met: (id, what was wrong) pairs."""
+        for raw_id, raw_reason in zip(events[::2], events[1::2], strict=True):
+            message_id = raw_id.decode(errors="backslashreplace")
+            reason = raw_reason.decode(errors="backslashreplace")
+            if reason == "missing":
+                logger.warning(
+                    "%s: queue %r: message %s has index entries but no record; dropped the entries",
+                    self._where,
+                    queue,
+                    message_id,
+                )
+            else:
+                logger.warning(
+                    "%s: queue %r: message %s moved to the dead letters: %s",
+                    self._where,
+                    queue,
+                    message_id,
+                    reason,
+                )
 
     def _message(
         self, queue: str, flat: Sequence[bytes], now: float, *, with_token: bool = False
@@ -357,9 +391,12 @@ class RedisQueueStore(_RedisStore):
             leased_by or "",
             limit,
             new_lease_token(),
+            self._global,
+            queue,
         )
         now = float(reply[0])
-        return [self._message(queue, flat, now, with_token=True) for flat in reply[1:]]
+        self._report(queue, reply[1])
+        return [self._message(queue, flat, now, with_token=True) for flat in reply[2:]]
 
     def wait(self, queue: str, timeout: float) -> None:
         """Block on the queue's wake-up list (``BLPOP``), never longer than the next due time."""
@@ -411,7 +448,7 @@ class RedisQueueStore(_RedisStore):
         check_message_id(message_id)
         delay = check_delay(delay)
         error = check_error(error)
-        reply = self._run(
+        done, events = self._run(
             "release",
             self._qb(queue),
             message_id,
@@ -419,7 +456,8 @@ class RedisQueueStore(_RedisStore):
             repr(delay),
             _error_arg(error),
         )
-        return bool(reply)
+        self._report(queue, events)
+        return bool(done)
 
     def extend(
         self, queue: str, message_id: str, *, lease_token: str, lease_timeout: float
@@ -443,21 +481,24 @@ class RedisQueueStore(_RedisStore):
         check_queue_name(queue)
         check_message_id(message_id)
         error = check_error(error)
-        reply = self._run(
+        done, events = self._run(
             "dead_letter", self._qb(queue), message_id, _token_arg(lease_token), _error_arg(error)
         )
-        return bool(reply)
+        self._report(queue, events)
+        return bool(done)
 
     def requeue_dead(self, queue: str, message_ids: Sequence[str] | None = None) -> int:
         """Return dead letters to the ready state."""
         check_queue_name(queue)
-        if message_ids is None:
-            return int(self._run("requeue_dead", self._qb(queue)))
-        ids = list(dict.fromkeys(check_message_ids(message_ids)))
-        if not ids:
-            self._check_open()
-            return 0
-        return int(self._run("requeue_dead", self._qb(queue), *ids))
+        ids: list[str] = []
+        if message_ids is not None:
+            ids = list(dict.fromkeys(check_message_ids(message_ids)))
+            if not ids:
+                self._check_open()
+                return 0
+        count, events = self._run("requeue_dead", self._qb(queue), *ids)
+        self._report(queue, events)
+        return int(count)
 
     def purge(self, queue: str, target: PurgeTarget = "ready") -> int:
         """Delete ready, dead or all messages."""
@@ -468,14 +509,16 @@ class RedisQueueStore(_RedisStore):
     def peek(self, queue: str) -> QueueMessage | None:
         """The next message ``lease`` would return, not leased."""
         check_queue_name(queue)
-        now, flat = self._run("peek", self._qb(queue))
+        now, flat, events = self._run("peek", self._qb(queue), self._global, queue)
+        self._report(queue, events)
         return self._message(queue, flat, float(now)) if flat else None
 
     def inspect(self, queue: str, message_id: str) -> QueueMessage | None:
         """One message by id."""
         check_queue_name(queue)
         check_message_id(message_id)
-        now, flat = self._run("inspect", self._qb(queue), message_id)
+        now, flat, events = self._run("inspect", self._qb(queue), message_id)
+        self._report(queue, events)
         return self._message(queue, flat, float(now)) if flat else None
 
     def dead_letters(self, queue: str, *, limit: int | None = None) -> list[QueueMessage]:
@@ -483,9 +526,16 @@ class RedisQueueStore(_RedisStore):
         check_queue_name(queue)
         if limit is not None:
             check_limit(limit)
-        reply = self._run("dead_letters", self._qb(queue), -1 if limit is None else limit - 1)
+        reply = self._run(
+            "dead_letters",
+            self._qb(queue),
+            -1 if limit is None else limit - 1,
+            self._global,
+            queue,
+        )
         now = float(reply[0])
-        return [self._message(queue, flat, now) for flat in reply[1:]]
+        self._report(queue, reply[1])
+        return [self._message(queue, flat, now) for flat in reply[2:]]
 
     def stats(self, queue: str) -> QueueStats:
         """Counts by effective state."""
@@ -499,6 +549,127 @@ class RedisQueueStore(_RedisStore):
         """Queues holding at least one message."""
         names = self._call("SMEMBERS", self._global + "queues")
         return sorted(name.decode() for name in names)
+
+    # -- integrity -----------------------------------------------------------------
+
+    def _records_by_queue(self) -> dict[str, list[str]]:
+        """Every queue under the prefix (by ``SCAN``), with the ids of its record hashes."""
+        found: dict[str, list[str]] = {
+            name.decode(): [] for name in self._call("SMEMBERS", self._global + "queues")
+        }
+        head = f"{self._prefix}:q:{{"
+        cursor: int | bytes = 0
+        while True:
+            cursor, keys = self._call("SCAN", cursor, "MATCH", head + "*", "COUNT", 1000)
+            for raw in keys:
+                name = raw.decode(errors="surrogateescape")[len(head) :]
+                match = _RECORD_KEY.fullmatch(name)
+                if match is not None:
+                    found.setdefault(match[1], []).append(match[2])
+                    continue
+                for suffix in _INDEX_SUFFIXES:
+                    if name.endswith(suffix):
+                        found.setdefault(name[: -len(suffix)], [])
+                        break
+            if int(cursor) == 0:
+                return found
+
+    def _audit(self, indexes: str, records: str, *, mend: bool) -> list[str]:
+        """Run a pair of per-queue scripts over every queue; their lines, labelled."""
+        lines: list[str] = []
+        for queue, ids in sorted(self._records_by_queue().items()):
+            qb = self._qb(queue)
+            # Mending scripts may add or forget the queue's name, so they need both.
+            args = [self._global, queue] if mend else []
+            found = list(self._run(indexes, qb, *args))
+            for start in range(0, len(ids), _CHECK_BATCH):
+                found += self._run(records, qb, *args, *ids[start : start + _CHECK_BATCH])
+            lines += [
+                f"{self._where}: queue {queue!r}: {line.decode(errors='backslashreplace')}"
+                for line in found
+            ]
+        return lines
+
+    def check_integrity(self) -> list[str]:
+        """Audit every queue under this prefix without changing anything.
+
+        ``SCAN`` walks the prefix's keys; short read-only scripts then check that
+        every index entry has its record and every record is readable and
+        indexed. Each script is atomic, so concurrent work is never reported as
+        damage.
+
+        Returns:
+            One line per problem, naming the queue and the message id; ``[]``
+            when the store is healthy.
+        """
+        return self._audit("check_indexes", "check_records", mend=False)
+
+    def repair(self) -> list[str]:
+        """Mend what :meth:`check_integrity` finds, in short atomic scripts.
+
+        Index entries whose record is gone are dropped; damaged records become
+        dead letters whose ``last_error`` says what was wrong; records in no
+        index are indexed again by their state. Intact messages are unchanged.
+
+        Returns:
+            One line per repair, naming the queue and the message id; ``[]``
+            when nothing needed it.
+        """
+        lines = self._audit("repair_indexes", "repair_records", mend=True)
+        for line in lines:
+            logger.warning("repaired: %s", line)
+        return lines
+
+    def damage_record(self, queue: str, message_id: str, how: Damage) -> None:
+        """Damage one message's hash on purpose (the ``DamageInjectable`` test hook).
+
+        ``"record"`` writes values no reader accepts into its priority, created-at
+        and attempts fields; ``"missing"`` deletes the hash and keeps its index
+        entries. Never called by localqueue itself.
+
+        Raises:
+            ConfigurationError: ``how`` is not in :attr:`damages`.
+            MessageNotFoundError: The queue holds no such message.
+        """
+        if how not in self.damages:
+            raise ConfigurationError(
+                f"unknown damage {how!r}; this store plants {sorted(self.damages)}"
+            )
+        check_queue_name(queue)
+        check_message_id(message_id)
+        key = self._qb(queue) + "m:" + message_id
+        if not self._call("EXISTS", key):
+            raise MessageNotFoundError(queue, message_id)
+        if how == "record":
+            self._call("HSET", key, "pr", "banana", "ca", b"\xff\xfe-garbage", "a", "-x")
+        else:
+            self._call("DEL", key)
+
+    def kill_connections(self) -> int:
+        """Have Redis close every client connection of this prefix (``ConnectionKillable``).
+
+        Stores opened from a URL name their connections ``localqueue:PREFIX``;
+        every such connection, from any process, is killed with ``CLIENT KILL``,
+        over a connection of the hook's own that is closed afterwards. A test
+        hook for the connection-kill campaign; never called by localqueue itself.
+        """
+        self._check_open()
+        name = f"localqueue:{self._prefix}".encode()
+        pool = self._redis.connection_pool
+        kwargs = {k: v for k, v in pool.connection_kwargs.items() if k != "client_name"}
+        own_pool = redis.ConnectionPool(connection_class=pool.connection_class, **kwargs)
+        killer = redis.Redis(connection_pool=own_pool)
+        killed = 0
+        try:
+            with translate_errors(self._where, self._locked_error):
+                own = killer.client_id()
+                for client in killer.client_list():
+                    if str(client.get("name", "")).encode() == name and client["id"] != str(own):
+                        killed += int(killer.client_kill_filter(_id=client["id"]))
+        finally:
+            killer.close()
+            own_pool.disconnect()
+        return killed
 
 
 class RedisAttemptStore(_RedisStore):

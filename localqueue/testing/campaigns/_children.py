@@ -14,37 +14,69 @@ import random
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
+from localqueue.errors import StoreError
 from localqueue.registry import open_queue_store
+
+T = TypeVar("T")
+
+TOLERANT_ENV = "LOCALQUEUE_CAMPAIGN_TOLERANT"
+"""Env var: when set, children retry calls that raise a ``StoreError`` (connection kills)."""
+
+
+def _call(call: Callable[[], T]) -> T:
+    """``call()``; in tolerant children, retried on a ``StoreError`` with a short back-off.
+
+    A retried write may have committed before its connection died: a retried
+    put can store a message twice (the audit counts payloads, not ids), and a
+    retried ack may report False for a message it removed (logged as ACKING
+    first, so the audit judges it leniently).
+    """
+    if not os.environ.get(TOLERANT_ENV):
+        return call()
+    delay = 0.01
+    for _ in range(200):
+        try:
+            return call()
+        except StoreError:
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+    return call()
 
 
 def produce(url: str, queue: str, logs: str, name: str, count: int, batch: int) -> None:
     """Put ``count`` messages in batches of ``batch``, logging each after it returned."""
-    store = open_queue_store(url)
+    store = _call(lambda: open_queue_store(url))
     codec = store.serializer.name
     with (Path(logs) / f"put-{name}.log").open("a", buffering=1) as log:
         for start in range(0, count, batch):
             payloads = [f"{name}:b{start}:{i}:{batch}" for i in range(batch)]
             if batch == 1:
-                store.put(queue, payloads[0].encode(), codec=codec)
+                _call(partial(store.put, queue, payloads[0].encode(), codec=codec))
             else:
-                store.put_many(queue, [p.encode() for p in payloads], codec=codec)
+                encoded = [p.encode() for p in payloads]
+                _call(partial(store.put_many, queue, encoded, codec=codec))
             log.write("".join(p + "\n" for p in payloads))
     store.close()
 
 
 def consume(url: str, queue: str, logs: str, name: str, lease_timeout: float) -> None:
     """Lease, "process" and ack until ``logs/stop`` exists, logging every lease and ack."""
-    store = open_queue_store(url)
+    store = _call(lambda: open_queue_store(url))
     rng = random.Random(os.getpid())
     folder = Path(logs)
     with (folder / f"lease-{name}.log").open("a", buffering=1) as log:
         while not (folder / "stop").exists():
-            leased = store.lease(queue, lease_timeout=lease_timeout, leased_by=name, limit=3)
+            leased = _call(
+                lambda: store.lease(queue, lease_timeout=lease_timeout, leased_by=name, limit=3)
+            )
             now = time.time()
             if not leased:
-                store.wait(queue, 0.1)
+                _call(lambda: store.wait(queue, 0.1))
                 continue
             log.write(
                 "".join(
@@ -59,7 +91,8 @@ def consume(url: str, queue: str, logs: str, name: str, lease_timeout: float) ->
                 attempt = f"{m.id} {m.lease_token} {started:.6f} {m.payload.decode()}\n"
                 # Logged first, so an ack whose result a SIGKILL swallowed is not "lost".
                 log.write(f"ACKING {attempt}")
-                verdict = "ACK" if store.ack(queue, m.id, lease_token=m.lease_token) else "NACK"
+                acked = _call(partial(store.ack, queue, m.id, lease_token=m.lease_token))
+                verdict = "ACK" if acked else "NACK"
                 log.write(f"{verdict} {attempt}")
     store.close()
 
@@ -102,17 +135,22 @@ def run_setup(setup: str | None) -> None:
         getattr(importlib.import_module(module), name)()
 
 
-def spawn(role: str, *args: object, setup: str | None = None) -> subprocess.Popen[bytes]:
+def spawn(
+    role: str, *args: object, setup: str | None = None, tolerant: bool = False
+) -> subprocess.Popen[bytes]:
     """Start ``role`` (``produce``, ``consume`` or ``hammer``) with ``args`` in a new process.
 
     The child runs this file by path rather than through :mod:`multiprocessing`
     so it imports only the store registry, not the whole conformance suite
     (``localqueue.testing`` imports pytest and hypothesis): a child that takes a
-    second to start would mostly be killed before it did anything.
+    second to start would mostly be killed before it did anything. ``tolerant``
+    children retry store calls that raise a ``StoreError`` (see :func:`_call`).
     """
     env = dict(os.environ)
     if setup:
         env[SETUP_ENV] = setup
+    if tolerant:
+        env[TOLERANT_ENV] = "1"
     return subprocess.Popen([sys.executable, __file__, role, *map(str, args)], env=env)
 
 

@@ -15,7 +15,8 @@ class CampaignReport:
     """Figures of one campaign run; :attr:`failed` says whether a guarantee broke.
 
     ``lost``, ``double_acked``, ``double_leased``, ``half_batches``,
-    ``left_in_store`` and ``errors`` (calls that raised where none may; in the
+    ``left_in_store``, ``blocked`` (intact messages a store neither delivered nor
+    reported) and ``errors`` (calls that raised where none may; in the
     damage campaign, errors not typed as ``StoreError``) must be zero on a
     correct store;
     the other figures say how hard the store was pushed. ``extra`` holds
@@ -32,6 +33,7 @@ class CampaignReport:
     double_leased: int = 0
     half_batches: int = 0
     left_in_store: int = 0
+    blocked: int = 0
     errors: int = 0
     worst_wait: float = 0.0
     seconds: float = 0.0
@@ -41,13 +43,15 @@ class CampaignReport:
 
     @property
     def failed(self) -> bool:
-        """Whether anything was lost, double-acked, double-leased, half stored or left behind."""
+        """Whether anything was lost, double-acked, double-leased, half stored, left behind
+        or blocked, or an error was raised where none may be."""
         return bool(
             self.lost
             or self.double_acked
             or self.double_leased
             or self.half_batches
             or self.left_in_store
+            or self.blocked
             or self.errors
         )
 
@@ -60,7 +64,7 @@ class CampaignReport:
             f"messages={self.messages} kills={self.kills} redeliveries={self.redeliveries} "
             f"lost={self.lost} double-acked={self.double_acked} "
             f"double-leased={self.double_leased} half-batches={self.half_batches} "
-            f"left-in-store={self.left_in_store} errors={self.errors} "
+            f"left-in-store={self.left_in_store} blocked={self.blocked} errors={self.errors} "
             f"worst-wait={self.worst_wait * 1000:.1f}ms"
         )
         extra = "".join(f" {k}={v}" for k, v in self.extra.items())
