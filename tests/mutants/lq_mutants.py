@@ -22,7 +22,13 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from localqueue._models import QueueMessage, QueueStats, RetryRecord, ready_message
-from localqueue.errors import Full, QueueStoreLockedError, StoreClosedError, StoreError
+from localqueue.errors import (
+    Full,
+    QueueStoreLockedError,
+    StoreClosedError,
+    StoreCorruptedError,
+    StoreError,
+)
 from localqueue.protocols import PurgeTarget
 from localqueue.stores import memory as mem
 from localqueue.stores import sqlite as sq
@@ -1185,6 +1191,33 @@ class SqliteCapacityCheckNotAtomic(SQLiteQueueStore):
             if unfinished + 1 > max_size:
                 raise Full(f"queue {queue!r} holds {unfinished} of at most {max_size} messages")
         return super().put(queue, payload, **kw)
+
+
+@mutant("a damaged record never blocks its queue (damage hook)")
+class SqliteDamagedRowRaises(SQLiteQueueStore):
+    """lease raises StoreCorruptedError on a row it cannot read instead of moving it aside, so every later lease fails (one bad record never stops a queue)."""
+
+    def _set_aside(self, queue: str, damaged: list[tuple[int, str]], now: float) -> None:
+        raise StoreCorruptedError(f"queue {queue!r}: {len(damaged)} damaged row(s)")
+
+
+@mutant("a damaged record is kept as a dead letter saying so, never dropped (damage hook)")
+class SqliteDamagedRowDropped(SQLiteQueueStore):
+    """lease deletes a row it cannot read, silently: the message vanishes from stats and dead letters (no data is ever hidden)."""
+
+    def _set_aside(self, queue: str, damaged: list[tuple[int, str]], now: float) -> None:
+        def delete(conn: sqlite3.Connection) -> None:
+            conn.executemany("DELETE FROM messages WHERE seq = ?", [(seq,) for seq, _ in damaged])
+
+        self._write(delete)
+
+
+@mutant("check_integrity names every damaged message (damage hook)")
+class SqliteIntegrityBlind(SQLiteQueueStore):
+    """check_integrity runs SQLite's own check only and misses rows with impossible fields (damage is reported)."""
+
+    def check_integrity(self) -> list[str]:
+        return []
 
 
 # ---------------------------------------------------------------------------
