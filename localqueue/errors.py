@@ -19,6 +19,7 @@ LocalQueueError
 │   │   └── AttemptStoreLockedError
 │   ├── StoreClosedError
 │   ├── StoreCorruptedError
+│   ├── StoreNotFoundError
 │   └── SchemaVersionError
 ├── QueueError
 │   ├── Empty (also queue.Empty)
@@ -64,6 +65,7 @@ __all__ = [
     "StoreCorruptedError",
     "StoreError",
     "StoreLockedError",
+    "StoreNotFoundError",
     "UnknownBackendError",
     "UnknownSerializerError",
     "UnserializableValueError",
@@ -243,6 +245,22 @@ class StoreClosedError(StoreError):
 
 class StoreCorruptedError(StoreError):
     """Raised when the store's files are damaged or are not a localqueue store."""
+
+
+class StoreNotFoundError(StoreError):
+    """Raised when opening a store that must already exist finds nothing at its path.
+
+    Read-only callers pass ``create=False`` to
+    :func:`~localqueue.registry.open_queue_store`, so a mistyped path is
+    reported instead of being created empty.
+
+    Attributes:
+        path: The file or directory that does not exist.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(f"no store at {path!r}: nothing exists there")
 
 
 class SchemaVersionError(StoreError):

@@ -29,7 +29,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from localqueue._models import Capability
-from localqueue.errors import BackendNotInstalledError, ConfigurationError, UnknownBackendError
+from localqueue.errors import (
+    BackendNotInstalledError,
+    ConfigurationError,
+    StoreNotFoundError,
+    UnknownBackendError,
+)
 from localqueue.protocols import AttemptStore, Backend, Clock, QueueStore
 from localqueue.urls import StoreURL
 
@@ -210,21 +215,52 @@ def get_backend(scheme: str) -> Backend:
     return backend
 
 
-def open_queue_store(url: str | os.PathLike[str], *, clock: Clock | None = None) -> QueueStore:
+def _require_existing(backend: Backend, url: StoreURL) -> None:
+    """Refuse a path-backed store whose file or directory is not there."""
+    if isinstance(backend, PathBackend) and url.path and not os.path.exists(url.path):
+        raise StoreNotFoundError(url.path)
+
+
+def open_queue_store(
+    url: str | os.PathLike[str], *, clock: Clock | None = None, create: bool = True
+) -> QueueStore:
     """Open the queue store a URL (or a plain SQLite path) names.
 
+    Args:
+        url: The store URL, or a SQLite file path.
+        clock: A time source for stores that take one.
+        create: With ``False``, a file-backed store (SQLite, LMDB) whose path does
+            not exist is refused instead of being created empty: what read-only
+            callers want, so a mistyped path is not read as an empty queue.
+            Server stores (and ``memory://``) are opened as usual.
+
     Raises:
         ConfigurationError: The URL, its scheme or an option is invalid.
+        StoreNotFoundError: ``create`` is false and nothing exists at the store's path.
     """
     parsed = StoreURL.parse(url)
-    return get_backend(parsed.scheme).open_queue_store(parsed, clock=clock)
+    backend = get_backend(parsed.scheme)
+    if not create:
+        _require_existing(backend, parsed)
+    return backend.open_queue_store(parsed, clock=clock)
 
 
-def open_attempt_store(url: str | os.PathLike[str], *, clock: Clock | None = None) -> AttemptStore:
+def open_attempt_store(
+    url: str | os.PathLike[str], *, clock: Clock | None = None, create: bool = True
+) -> AttemptStore:
     """Open the attempt store a URL (or a plain SQLite path) names.
 
+    Args:
+        url: The store URL, or a SQLite file path.
+        clock: A time source for stores that take one.
+        create: As for :func:`open_queue_store`.
+
     Raises:
         ConfigurationError: The URL, its scheme or an option is invalid.
+        StoreNotFoundError: ``create`` is false and nothing exists at the store's path.
     """
     parsed = StoreURL.parse(url)
-    return get_backend(parsed.scheme).open_attempt_store(parsed, clock=clock)
+    backend = get_backend(parsed.scheme)
+    if not create:
+        _require_existing(backend, parsed)
+    return backend.open_attempt_store(parsed, clock=clock)

@@ -9,6 +9,7 @@ declares the ones it takes, with their types, through :class:`Option`.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -121,6 +122,7 @@ class StoreURL:
         if not isinstance(url, str) or not url:
             raise ConfigurationError(f"a store URL must be a non-empty string, got {url!r}")
         if "://" not in url:
+            _refuse_scheme_without_slashes(url)
             return cls(scheme="sqlite", path=url)
         try:
             parts = urlsplit(url)
@@ -203,6 +205,36 @@ class StoreURL:
 
     def __str__(self) -> str:
         return self.redacted()
+
+
+# A scheme as RFC 3986 spells it; two letters at least, so a drive letter stays a path.
+_SCHEME_PREFIX = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+):(.*)", re.DOTALL)
+_HOST_PORT = re.compile(r"[^/]*:[0-9]+(/|$)")
+
+
+def _refuse_scheme_without_slashes(url: str) -> None:
+    """Refuse ``lmdb:jobs``-style strings, which would otherwise be read as SQLite file names."""
+    match = _SCHEME_PREFIX.fullmatch(url)
+    if match is None:
+        return
+    scheme, rest = match.groups()
+    shown = url
+    if "@" in rest:
+        # ``postgresql:user:pw@host`` names an authority; its password must not be printed.
+        userinfo, _, hostinfo = rest.rpartition("@")
+        user = userinfo.split(":", 1)[0]
+        rest = f"{user}:***@{hostinfo}" if ":" in userinfo else rest
+        shown = f"{scheme}:{rest}"
+        suggestion = f"{scheme}://{rest}"
+    elif not rest or rest.startswith("?") or _HOST_PORT.match(rest):
+        suggestion = f"{scheme}://{rest}"
+    else:
+        # ``scheme:/abs`` names an absolute path, ``scheme:rel`` a relative one.
+        suggestion = f"{scheme}:///{rest}"
+    hint = "" if "/" in rest else f" (a SQLite file with ':' in its name is spelled './{shown}')"
+    raise ConfigurationError(
+        f"{shown!r} looks like a {scheme!r} URL without '//': did you mean {suggestion!r}?{hint}"
+    )
 
 
 def redact(url: str) -> str:

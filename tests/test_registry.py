@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -16,6 +17,7 @@ from localqueue.errors import (
     BackendNotInstalledError,
     ConfigurationError,
     InvalidOptionError,
+    StoreNotFoundError,
     UnknownBackendError,
 )
 from localqueue.registry import ClassBackend, open_queue_store, register
@@ -199,3 +201,131 @@ def test_import_needs_no_optional_extra() -> None:
     )
     assert result.stdout.strip() == "ok", result.stderr
     assert localqueue.__version__
+
+
+# -- stores that must exist, and schemes without "//" -------------------------
+
+
+@pytest.mark.parametrize("scheme", ["sqlite", "lmdb"])
+def test_create_false_refuses_a_missing_path_and_creates_nothing(
+    tmp_path: Path, scheme: str
+) -> None:
+    missing = tmp_path / "typo" / "jobs"
+    url = f"{scheme}:///{missing}"
+    for opener in (registry.open_queue_store, registry.open_attempt_store):
+        with pytest.raises(StoreNotFoundError) as caught:
+            opener(url, create=False)
+        assert caught.value.path == str(missing)
+        assert str(missing) in str(caught.value)
+    assert not (tmp_path / "typo").exists()
+
+
+@pytest.mark.parametrize("scheme", ["sqlite", "lmdb"])
+def test_create_false_opens_an_existing_store(tmp_path: Path, scheme: str) -> None:
+    url = f"{scheme}:///{tmp_path / 'jobs'}"
+    with localqueue.PersistentQueue("q", url) as queue:
+        queue.put(1)
+    store = registry.open_queue_store(url, create=False)
+    try:
+        assert store.stats("q").ready == 1
+    finally:
+        store.close()
+
+
+def test_create_false_leaves_non_path_stores_alone() -> None:
+    registry.open_queue_store("memory://", create=False).close()
+
+
+@pytest.mark.parametrize(
+    ("url", "suggestion"),
+    [
+        ("lmdb:jobs", "lmdb:///jobs"),
+        ("sqlite:jobs.db", "sqlite:///jobs.db"),
+        ("sqlite:/var/lib/jobs.db", "sqlite:////var/lib/jobs.db"),
+        ("memory:", "memory://"),
+        ("memory:?serializer=json", "memory://?serializer=json"),
+        ("redis:localhost:6379/0", "redis://localhost:6379/0"),
+        ("postgresql:app:s3cret@db/app", "postgresql://app:***@db/app"),
+    ],
+)
+def test_a_scheme_without_slashes_is_refused_with_the_right_spelling(
+    url: str, suggestion: str
+) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        StoreURL.parse(url)
+    message = str(caught.value)
+    assert f"did you mean {suggestion!r}" in message
+    assert "s3cret" not in message
+    StoreURL.parse(suggestion.replace("***", "pw"))
+
+
+def test_paths_without_a_scheme_prefix_stay_sqlite_paths() -> None:
+    assert StoreURL.parse("./odd:name.db").path == "./odd:name.db"
+    assert StoreURL.parse("C:/jobs.db").path == "C:/jobs.db"  # one letter: a drive, not a scheme
+    assert StoreURL.parse(Path("lmdb:jobs")).path == "lmdb:jobs"
+
+
+# Every store URL the user-facing pages give, and what their text says it names.
+DOCUMENTED_URLS: dict[str, tuple[str, str | None, str]] = {
+    # url: (scheme, host, path)
+    "memory://": ("memory", None, ""),
+    "memory://?serializer=json": ("memory", None, ""),
+    "memory://?serialiser=json": ("memory", None, ""),
+    "sqlite:///jobs.db": ("sqlite", None, "jobs.db"),
+    "sqlite:///file.db": ("sqlite", None, "file.db"),
+    "sqlite:///data/jobs.db": ("sqlite", None, "data/jobs.db"),
+    "sqlite:///PATH": ("sqlite", None, "PATH"),
+    "sqlite:///relative.db": ("sqlite", None, "relative.db"),
+    "sqlite:////absolute/path.db": ("sqlite", None, "/absolute/path.db"),
+    "sqlite:///no-such-dir/jobs.db": ("sqlite", None, "no-such-dir/jobs.db"),
+    "sqlite:////var/lib/jobs.db": ("sqlite", None, "/var/lib/jobs.db"),
+    "sqlite:////var/lib/app/jobs.db": ("sqlite", None, "/var/lib/app/jobs.db"),
+    "sqlite:///jobs.db?serializer=json&durability=normal": ("sqlite", None, "jobs.db"),
+    "lmdb:///dir": ("lmdb", None, "dir"),
+    "lmdb:///jobs": ("lmdb", None, "jobs"),
+    "lmdb:///queue-dir": ("lmdb", None, "queue-dir"),
+    "lmdb:////var/lib/jobs": ("lmdb", None, "/var/lib/jobs"),
+    "lmdb:////var/lib/app/jobs": ("lmdb", None, "/var/lib/app/jobs"),
+    "postgresql://user:pass@host/db": ("postgresql", "host", "db"),
+    "postgresql://app@db.internal:5432/app": ("postgresql", "db.internal", "app"),
+    "postgresql://user@host:5432/db?schema=jobs": ("postgresql", "host", "db"),
+    "postgresql://app:s3cret@db.internal/app?schema=jobs": ("postgresql", "db.internal", "app"),
+    "postgresql://app:***@db.internal/app?schema=jobs": ("postgresql", "db.internal", "app"),
+    "redis://localhost:6379/0": ("redis", "localhost", "0"),
+    "redis://host:6379/0?prefix=jobs": ("redis", "host", "0"),
+}
+_DOC_PAGES = ("README.md", "docs/urls.md", "docs/cli.md")
+_URL_IN_TEXT = r"\b(?:sqlite|lmdb|memory|postgresql|postgres|redis|rediss)://[^\s`'\")|]*"
+
+
+def _documented_urls() -> set[str]:
+    root = Path(__file__).resolve().parent.parent
+    found: set[str] = set()
+    for page in _DOC_PAGES:
+        found.update(re.findall(_URL_IN_TEXT, (root / page).read_text(encoding="utf-8")))
+    return found
+
+
+def test_every_documented_url_is_in_the_table() -> None:
+    assert _documented_urls() - set(DOCUMENTED_URLS) == set()
+
+
+@pytest.mark.parametrize("url", sorted(DOCUMENTED_URLS))
+def test_documented_urls_name_what_their_text_says(url: str) -> None:
+    scheme, host, path = DOCUMENTED_URLS[url]
+    parsed = StoreURL.parse(url)
+    assert (parsed.scheme, parsed.host, parsed.path) == (scheme, host, path)
+
+
+def test_documented_path_table_matches_absolute_and_relative() -> None:
+    root = Path(__file__).resolve().parent.parent
+    text = (root / "docs" / "urls.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| `([a-z]+://[^`]*)` \| (.*) \|$", text, re.MULTILINE)
+    assert len(rows) >= 4
+    for url, meaning in rows:
+        parsed = StoreURL.parse(url)
+        named = re.search(r"`([^`]+)`", meaning)
+        assert named is not None, meaning
+        assert parsed.path == named.group(1), url
+        assert ("absolute" in meaning) == os.path.isabs(parsed.path), url
+        assert ("relative" in meaning) == (not os.path.isabs(parsed.path)), url

@@ -19,6 +19,7 @@ from localqueue.errors import (
     MessageNotFoundError,
     SerializationError,
     StoreError,
+    StoreNotFoundError,
     ValidationError,
 )
 from localqueue.urls import StoreURL
@@ -51,6 +52,8 @@ def exit_code_for(exc: BaseException) -> int:
         return exit_codes.NOT_FOUND
     if isinstance(exc, ConfigurationError | ValidationError | SerializationError):
         return exit_codes.USAGE_ERROR
+    if isinstance(exc, StoreNotFoundError):
+        return exit_codes.STORE_NOT_FOUND
     if isinstance(exc, StoreError):
         return exit_codes.STORE_ERROR
     if isinstance(exc, LocalQueueError):

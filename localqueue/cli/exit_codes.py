@@ -7,10 +7,12 @@ never change meaning. ``docs/cli.md`` lists them for users.
 from __future__ import annotations
 
 __all__ = [
+    "DAMAGED",
     "EMPTY_QUEUE",
     "INTERNAL_ERROR",
     "NOT_FOUND",
     "STORE_ERROR",
+    "STORE_NOT_FOUND",
     "SUCCESS",
     "USAGE_ERROR",
 ]
@@ -27,3 +29,7 @@ NOT_FOUND = 4
 """No message with that id (or, with ``--lease-token``, the lease is no longer held)."""
 STORE_ERROR = 5
 """The store failed: locked past its timeout, corrupted, unreachable, closed."""
+DAMAGED = 6
+"""``check`` or ``repair`` found damage that is still there."""
+STORE_NOT_FOUND = 7
+"""A command that only reads or changes existing messages named a store that does not exist."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import enum
 import json
+import math
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -45,9 +46,27 @@ def _jsonable(value: object) -> object:
     return str(value)
 
 
+def _finite(value: object) -> object:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value).replace("inf", "Infinity").replace("nan", "NaN")
+    if isinstance(value, Mapping):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
+
+
 def to_json(data: Mapping[str, Any]) -> str:
-    """One compact JSON line; bytes become ``{"base64": ...}``."""
-    return json.dumps(data, ensure_ascii=False, default=_jsonable)
+    """One compact, valid JSON line; bytes become ``{"base64": ...}``.
+
+    A non-finite float (stored through the library, which msgpack allows) is
+    printed as the string ``"NaN"``, ``"Infinity"`` or ``"-Infinity"``: bare
+    ``NaN`` is not JSON and would break ``jq``.
+    """
+    try:
+        return json.dumps(data, ensure_ascii=False, default=_jsonable, allow_nan=False)
+    except ValueError:
+        return json.dumps(_finite(data), ensure_ascii=False, default=_jsonable)
 
 
 def _cell(key: str, value: object) -> Text:

@@ -43,15 +43,6 @@ from typing import TYPE_CHECKING, Any, Self, TypeAlias, TypeVar, cast
 import lmdb
 import msgpack
 
-from localqueue._models import (
-    Capability,
-    MessageState,
-    QueueMessage,
-    QueueStats,
-    RetryRecord,
-    build_message,
-    ready_message,
-)
 from localqueue.errors import (
     AttemptStoreLockedError,
     ConfigurationError,
@@ -64,15 +55,25 @@ from localqueue.errors import (
     StoreError,
     StoreLockedError,
 )
-from localqueue.protocols import Clock, Damage, Fault, FaultKind, PurgeTarget
-from localqueue.registry import PathBackend
-from localqueue.serializers import DEFAULT_SERIALIZER, Serializer, get_serializer
-from localqueue.stores._common import (
+from localqueue.kit import (
     SERIALIZER_OPTION,
+    Capability,
+    QueueMessage,
+    QueueStats,
+    RetryRecord,
+    StoredState,
+    build_message,
+    effective_state,
     new_lease_token,
     new_message_id,
     new_message_ids,
+    next_attempt,
+    ready_message,
+    with_failure,
 )
+from localqueue.protocols import Clock, Damage, Fault, FaultKind, PurgeTarget
+from localqueue.registry import PathBackend
+from localqueue.serializers import DEFAULT_SERIALIZER, Serializer, get_serializer
 from localqueue.urls import Option, StoreURL
 from localqueue.validation import (
     MAX_PRIORITY,
@@ -146,7 +147,8 @@ _F_QUEUE, _F_STATE, _F_PRIORITY, _F_SEQ, _F_CREATED, _F_AVAILABLE = 0, 1, 2, 3, 
 _F_ATTEMPTS, _F_LEASED_BY, _F_TOKEN, _F_ERROR, _F_FAILED, _F_DEDUP = 6, 7, 8, 9, 10, 11
 _F_CODEC, _F_PAYLOAD = 12, 13
 
-_READY, _INFLIGHT, _DEAD = 0, 1, 2
+# Plain ints of the kit's codes: compared on every record, so no enum lookups.
+_READY, _INFLIGHT, _DEAD = (int(s) for s in StoredState)
 _STATE_BYTE = {_READY: b"\x00", _INFLIGHT: b"\x01"}
 
 _TAIL = struct.Struct(">IQQ")  # ~priority, sortable time, seq
@@ -991,12 +993,7 @@ class LMDBQueueStore(_LMDBHandle):
     ) -> QueueMessage:
         state = rec[_F_STATE]
         available_at = rec[_F_AVAILABLE]
-        if state == _DEAD:
-            effective, leased_until = MessageState.DEAD, None
-        elif state == _INFLIGHT and available_at > now:
-            effective, leased_until = MessageState.INFLIGHT, available_at
-        else:
-            effective, leased_until = MessageState.READY, None
+        effective, leased_until = effective_state(state, available_at, now)
         return build_message(
             {
                 "id": message_id,
@@ -1798,18 +1795,7 @@ class LMDBAttemptStore(_LMDBHandle):
         def begin(shared: _Environment, txn: Txn) -> RetryRecord:
             now = self._clock()
             raw = txn.get(db_key, db=shared.retry)
-            if raw is None:
-                record = RetryRecord(key=key, attempts=1, first_attempt_at=now, last_attempt_at=now)
-            else:
-                old = _retry_record(raw, key)
-                record = RetryRecord(
-                    key=key,
-                    attempts=old.attempts + 1,
-                    first_attempt_at=old.first_attempt_at,
-                    last_attempt_at=now,
-                    exhausted=old.exhausted,
-                    last_error=old.last_error,
-                )
+            record = next_attempt(None if raw is None else _retry_record(raw, key), key, now)
             txn.put(db_key, _retry_value(record), db=shared.retry)
             return record
 
@@ -1827,15 +1813,7 @@ class LMDBAttemptStore(_LMDBHandle):
             raw = txn.get(db_key, db=shared.retry)
             if raw is None:
                 return None
-            old = _retry_record(raw, key)
-            record = RetryRecord(
-                key=key,
-                attempts=old.attempts,
-                first_attempt_at=old.first_attempt_at,
-                last_attempt_at=old.last_attempt_at,
-                exhausted=old.exhausted or exhausted,
-                last_error=error,
-            )
+            record = with_failure(_retry_record(raw, key), error, exhausted=exhausted)
             txn.put(db_key, _retry_value(record), db=shared.retry)
             return record
 

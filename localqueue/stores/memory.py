@@ -18,22 +18,23 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Self, TypeVar
 
-from localqueue._models import (
+from localqueue.errors import ConfigurationError, Full, StoreClosedError
+from localqueue.kit import (
+    SERIALIZER_OPTION,
     Capability,
-    MessageState,
     QueueMessage,
     QueueStats,
     RetryRecord,
+    StoredState,
     build_message,
+    effective_state,
+    next_attempt,
     ready_message,
+    with_failure,
 )
-from localqueue.errors import ConfigurationError, Full, StoreClosedError
 from localqueue.protocols import Clock, PurgeTarget
 from localqueue.registry import ClassBackend
 from localqueue.serializers import DEFAULT_SERIALIZER, Serializer, get_serializer
-from localqueue.stores._common import (
-    SERIALIZER_OPTION,
-)
 from localqueue.urls import Option, StoreURL
 from localqueue.validation import (
     check_delay,
@@ -57,7 +58,8 @@ __all__ = ["MemoryAttemptStore", "MemoryQueueStore", "backend"]
 
 OPTIONS: dict[str, Option[Any]] = {"serializer": SERIALIZER_OPTION}
 
-_READY, _INFLIGHT, _DEAD = 0, 1, 2
+# Plain ints of the kit's codes: compared on every record, so no enum lookups.
+_READY, _INFLIGHT, _DEAD = (int(s) for s in StoredState)
 
 _E = TypeVar("_E", bound=tuple[Any, ...])  # a heap entry: ready or timer
 
@@ -238,12 +240,7 @@ class MemoryQueueStore:
     def _message(
         self, name: str, rec: _Record, now: float, token: str | None = None
     ) -> QueueMessage:
-        if rec.state == _DEAD:
-            state, leased_until = MessageState.DEAD, None
-        elif rec.state == _INFLIGHT and rec.available_at > now:
-            state, leased_until = MessageState.INFLIGHT, rec.available_at
-        else:
-            state, leased_until = MessageState.READY, None
+        state, leased_until = effective_state(rec.state, rec.available_at, now)
         return build_message(
             {
                 "id": rec.id,
@@ -651,18 +648,7 @@ class MemoryAttemptStore:
         with self._lock:
             self._check_open()
             now = self._clock()
-            old = self._records.get(key)
-            if old is None:
-                record = RetryRecord(key=key, attempts=1, first_attempt_at=now, last_attempt_at=now)
-            else:
-                record = RetryRecord(
-                    key=key,
-                    attempts=old.attempts + 1,
-                    first_attempt_at=old.first_attempt_at,
-                    last_attempt_at=now,
-                    exhausted=old.exhausted,
-                    last_error=old.last_error,
-                )
+            record = next_attempt(self._records.get(key), key, now)
             self._records[key] = record
             return record
 
@@ -677,14 +663,7 @@ class MemoryAttemptStore:
             old = self._records.get(key)
             if old is None:
                 return None
-            record = RetryRecord(
-                key=key,
-                attempts=old.attempts,
-                first_attempt_at=old.first_attempt_at,
-                last_attempt_at=old.last_attempt_at,
-                exhausted=old.exhausted or exhausted,
-                last_error=error,
-            )
+            record = with_failure(old, error, exhausted=exhausted)
             self._records[key] = record
             return record
 

@@ -44,15 +44,6 @@ import weakref
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Final, Self, TypeVar
 
-from localqueue._models import (
-    Capability,
-    MessageState,
-    QueueMessage,
-    QueueStats,
-    RetryRecord,
-    build_message,
-    ready_message,
-)
 from localqueue.errors import (
     AttemptStoreLockedError,
     ConfigurationError,
@@ -64,10 +55,20 @@ from localqueue.errors import (
     StoreError,
     StoreLockedError,
 )
+from localqueue.kit import (
+    SERIALIZER_OPTION,
+    Capability,
+    QueueMessage,
+    QueueStats,
+    RetryRecord,
+    StoredState,
+    build_message,
+    effective_state,
+    ready_message,
+)
 from localqueue.protocols import Clock, Damage, Fault, FaultKind, PurgeTarget
 from localqueue.registry import PathBackend
 from localqueue.serializers import DEFAULT_SERIALIZER, Serializer, get_serializer
-from localqueue.stores._common import SERIALIZER_OPTION
 from localqueue.stores._sqlite_repair import (
     READ_ROW_SQL,
     ROW_COLUMNS,
@@ -132,7 +133,8 @@ OPTIONS: dict[str, Option[Any]] = {
 }
 """The query-string options of ``sqlite://`` URLs (the same for both store kinds)."""
 
-_READY, _INFLIGHT, _DEAD = 0, 1, 2
+# Plain ints of the kit's codes: compared on every record, so no enum lookups.
+_READY, _INFLIGHT, _DEAD = (int(s) for s in StoredState)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -731,12 +733,7 @@ def _message(queue: str, row: Sequence[Any], now: float, token: str | None = Non
         codec,
         payload,
     ) = row
-    if state == _DEAD:
-        effective, leased_until = MessageState.DEAD, None
-    elif state == _INFLIGHT and available_at > now:
-        effective, leased_until = MessageState.INFLIGHT, available_at
-    else:
-        effective, leased_until = MessageState.READY, None
+    effective, leased_until = effective_state(state, available_at, now)
     # float(): RETURNING hands back whole-number REAL values as int.
     return build_message(
         {

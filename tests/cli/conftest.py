@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from localqueue.cli.app import app
+from localqueue.registry import open_queue_store
 
 HERE = Path(__file__).parent
 REPO = HERE.parent.parent
@@ -50,6 +51,12 @@ def retry_url(tmp_path: Path, store_url: str) -> str:
     """An attempt store URL of the same engine as ``store_url``."""
     scheme = store_url.split(":", 1)[0]
     return _URLS[scheme][1].format(tmp=tmp_path)
+
+
+def create_store(url: str) -> str:
+    """Create an empty store at ``url`` (commands other than ``add`` need one to exist)."""
+    open_queue_store(url).close()
+    return url
 
 
 def invoke(args: Sequence[str], *, input: str | None = None) -> Result:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 
 from localqueue.cli import exit_codes
@@ -105,3 +106,64 @@ def test_store_and_store_path_together_is_a_usage_error(isolated: Path) -> None:
     result = invoke(["queue", "size", "q", "--store", "memory://", "--store-path", "x.db"])
     assert result.exit_code == exit_codes.USAGE_ERROR
     assert "either --store or --store-path" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "says"),
+    [
+        ("store", "sqlite://bad.db", "take no host"),
+        ("store", "lmdb:jobs", "lmdb:///jobs"),
+        ("store", "sqlit:///x.db", "Did you mean 'sqlite'"),
+        ("store", "sqlite:///x.db?durabilty=full", "durabilty"),
+        ("store_path", "", "must not be empty"),
+        ("retry_store", "lmdb:///r?map_size=abc", "map_size"),
+    ],
+)
+def test_set_refuses_a_value_the_commands_could_not_use(
+    isolated: Path, key: str, value: str, says: str
+) -> None:
+    result = invoke(["config", "set", key, value])
+    assert result.exit_code == exit_codes.USAGE_ERROR
+    assert says in result.stderr
+    assert f"invalid {key}" in result.stderr
+    assert not settings_file(isolated).exists()
+    assert [p.name for p in isolated.iterdir() if p.name != "xdg"] == []
+
+
+def test_init_refuses_a_bad_store_too(isolated: Path) -> None:
+    result = invoke(["config", "init", "--store", "sqlite://bad.db"])
+    assert result.exit_code == exit_codes.USAGE_ERROR
+    assert not settings_file(isolated).exists()
+
+
+def test_set_accepts_a_store_that_does_not_exist_yet_and_creates_nothing(isolated: Path) -> None:
+    shown = one(invoke(["config", "set", "store", "lmdb:///new-dir?map_size=1048576"]))
+    assert shown["store"] == "lmdb:///new-dir?map_size=1048576"
+    assert not (isolated / "new-dir").exists()
+
+
+@pytest.mark.parametrize(
+    ("line", "says"),
+    [
+        ("store: sqlite://bad.db", "take no host"),
+        ("store: lmdb:jobs", "lmdb:///jobs"),
+        ("store_path: ''", "must not be empty"),
+        ("stroe: x.db", "unknown setting 'stroe'"),
+    ],
+)
+def test_errors_from_the_settings_file_name_it(isolated: Path, line: str, says: str) -> None:
+    path = settings_file(isolated)
+    path.parent.mkdir(parents=True)
+    path.write_text(line + "\n")
+    result = invoke(["queue", "stats", "emails"])
+    assert result.exit_code == exit_codes.USAGE_ERROR
+    assert str(path) in result.stderr
+    assert says in result.stderr
+
+
+def test_a_missing_store_from_the_settings_file_names_the_file(isolated: Path) -> None:
+    invoke(["config", "set", "store", "sqlite:///typo.db"])
+    result = invoke(["queue", "stats", "emails"])
+    assert result.exit_code == exit_codes.STORE_NOT_FOUND
+    assert "typo.db" in result.stderr
+    assert str(settings_file(isolated)) in result.stderr

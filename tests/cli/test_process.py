@@ -10,7 +10,7 @@ from localqueue.cli import exit_codes
 from localqueue.registry import open_attempt_store
 
 from . import cli_handlers
-from .conftest import HERE, invoke, lines, one
+from .conftest import HERE, create_store, invoke, lines, one
 
 
 @pytest.fixture(autouse=True)
@@ -34,12 +34,12 @@ def test_processes_one_message_by_default(stores: list[str]) -> None:
     result = invoke(["queue", "process", "emails", "cli_handlers:send_email", *stores])
     assert result.exit_code == 0, result.stderr
     message, summary = lines(result)
-    assert {k: message[k] for k in ("event", "queue", "id", "status", "attempts", "error")} == {
+    assert {k: message[k] for k in ("event", "queue", "id", "status", "tries", "error")} == {
         "event": "message",
         "queue": "emails",
         "id": first,
         "status": "acked",
-        "attempts": 1,
+        "tries": 1,
         "error": None,
     }
     assert summary["event"] == "summary"
@@ -99,7 +99,7 @@ def test_failing_handler_is_dead_lettered_after_max_tries(
     assert result.exit_code == 0, result.stderr
     outcome = lines(result)[0]
     assert outcome["status"] == "dead_lettered"
-    assert outcome["attempts"] == 3
+    assert outcome["tries"] == 3
     assert outcome["error"] == "ConnectionError: smtp down"
     (dead,) = lines(invoke(["queue", "dead", "emails", *stores]))
     assert dead["id"] == message_id
@@ -133,12 +133,13 @@ def test_no_dead_letter_releases_with_delay(stores: list[str]) -> None:
     assert result.exit_code == 0, result.stderr
     assert lines(result)[0]["status"] == "released"
     shown = one(invoke(["queue", "inspect", "emails", message_id, *stores]))
-    assert shown["state"] == "ready"
+    assert shown["state"] == "delayed"
     assert shown["last_error"] == "ConnectionError: smtp down"
     assert one(invoke(["queue", "stats", "emails", *stores]))["delayed"] == 1
 
 
 def test_empty_queue_exits_3_in_single_message_mode(stores: list[str]) -> None:
+    create_store(stores[1])
     result = invoke(["queue", "process", "emails", "cli_handlers:send_email", *stores])
     assert result.exit_code == exit_codes.EMPTY_QUEUE
     assert result.stdout == ""

@@ -8,12 +8,13 @@ import pytest
 
 from localqueue.cli import exit_codes
 
-from .conftest import invoke, lines, one
+from .conftest import create_store, invoke, lines, one
 
 
 @pytest.fixture
 def q(store_url: str):
-    """Run ``localqueue queue CMD emails ARGS --store URL``."""
+    """Run ``localqueue queue CMD emails ARGS --store URL`` on an existing, empty store."""
+    create_store(store_url)
 
     def run(command: str, *args: str, input: str | None = None):
         return invoke(["queue", command, "emails", *args, "--store", store_url], input=input)
@@ -86,7 +87,7 @@ def test_pop_records_worker_and_returns_lease_token(q: Any) -> None:
     popped = one(q("pop", "--worker-id", "worker-1", "--lease-timeout", "60"))
     assert popped["id"] == added["id"]
     assert popped["state"] == "inflight"
-    assert popped["attempts"] == 1
+    assert popped["deliveries"] == 1
     assert popped["lease_token"]
     shown = one(q("inspect", added["id"]))
     assert shown["leased_by"] == "worker-1"
@@ -142,7 +143,7 @@ def test_release_with_delay_and_error(q: Any) -> None:
         )
     )
     shown = one(q("inspect", added["id"]))
-    assert shown["state"] == "ready"
+    assert shown["state"] == "delayed"
     assert shown["last_error"] == "smtp down"
     assert shown["available_at"] > shown["created_at"] + 3000
     assert q("pop").exit_code == exit_codes.EMPTY_QUEUE
@@ -160,7 +161,7 @@ def test_dead_letter_list_and_requeue_one(q: Any) -> None:
     assert one(q("requeue-dead", a["id"])) == {"queue": "emails", "requeued": 1}
     requeued = one(q("inspect", a["id"]))
     assert requeued["state"] == "ready"
-    assert requeued["attempts"] == 0
+    assert requeued["deliveries"] == 0
     assert q("requeue-dead", a["id"]).exit_code == exit_codes.NOT_FOUND
 
 
@@ -199,6 +200,7 @@ def test_queues_lists_each_queue_with_stats(store_url: str) -> None:
 
 
 def test_queues_on_an_empty_store_prints_nothing(store_url: str) -> None:
+    create_store(store_url)
     result = invoke(["queues", "--store", store_url])
     assert result.exit_code == 0
     assert result.stdout == ""

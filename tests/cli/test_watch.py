@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .conftest import invoke, lines, one
+from .conftest import create_store, invoke, lines, one
 
 
 def test_stats_watch_prints_one_line_per_refresh(store_url: str) -> None:
@@ -51,6 +51,7 @@ def test_dead_watch_streams_each_dead_letter_once(store_url: str) -> None:
 
 
 def test_watch_table_renders_a_live_table(store_url: str) -> None:
+    create_store(store_url)
     result = invoke(
         [
             "queue",

@@ -18,7 +18,7 @@ import pytest
 
 from localqueue.cli import exit_codes
 
-from .conftest import child_env, run_cli
+from .conftest import child_env, create_store, run_cli
 
 PY = sys.executable
 
@@ -67,7 +67,7 @@ def test_exec_failure_records_command_status_and_output(stores: list[str]) -> No
     assert done.returncode == 0, done.stderr
     outcome = json_lines(done.stdout)[0]
     assert outcome["status"] == "dead_lettered"
-    assert outcome["attempts"] == 2
+    assert outcome["tries"] == 2
     dead = run_cli(["queue", "inspect", "emails", message_id, *stores])
     error = json.loads(dead.stdout)["last_error"]
     assert "exited with 7" in error
@@ -207,6 +207,7 @@ def test_until_empty_shows_a_progress_bar_on_a_terminal(stores: list[str]) -> No
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_signal_ends_a_watch_quietly(store_url: str, signum: signal.Signals) -> None:
+    create_store(store_url)
     watcher = subprocess.Popen(
         [
             PY,

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
+from localqueue.kit import SERIALIZER_OPTION
 from localqueue.protocols import AttemptStore, Clock, QueueStore
 from localqueue.registry import ClassBackend, register
-from localqueue.stores._common import SERIALIZER_OPTION
 from localqueue.stores.memory import MemoryAttemptStore, MemoryQueueStore
 from localqueue.stores.sqlite import SQLiteAttemptStore, SQLiteQueueStore
 from localqueue.urls import StoreURL

@@ -1023,9 +1023,9 @@ class SqliteLockedAsGenericError(SQLiteQueueStore):
         super().__init__(*args, **kwargs)
         run = self._db.run
 
-        def translated(operation: Callable[[sqlite3.Connection], Any]) -> Any:
+        def translated(operation: Callable[[sqlite3.Connection], Any], **kw: Any) -> Any:
             try:
-                return run(operation)
+                return run(operation, **kw)
             except QueueStoreLockedError as exc:
                 raise StoreError(str(exc)) from exc.__cause__
 
@@ -1040,9 +1040,9 @@ class SqliteEngineErrorUntranslated(SQLiteQueueStore):
         super().__init__(*args, **kwargs)
         run = self._db.run
 
-        def raw(operation: Callable[[sqlite3.Connection], Any]) -> Any:
+        def raw(operation: Callable[[sqlite3.Connection], Any], **kw: Any) -> Any:
             try:
-                return run(operation)
+                return run(operation, **kw)
             except StoreError as exc:
                 if isinstance(exc.__cause__, sqlite3.Error) and not isinstance(
                     exc, QueueStoreLockedError

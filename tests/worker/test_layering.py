@@ -1,4 +1,5 @@
-"""The retry layer and the workers never import a concrete store."""
+"""The retry layer and the workers never import a concrete store; distributions outside
+the core (backends/, contrib/) never import a private core name."""
 
 from __future__ import annotations
 
@@ -44,3 +45,46 @@ def test_importing_them_loads_no_store_module() -> None:
         timeout=60,
     )
     assert out.stdout.strip() == "[]"
+
+
+def _private_imports(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        modules: list[str] = []
+        if isinstance(node, ast.Import):
+            modules = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            modules = [node.module]
+            if node.module.startswith("localqueue"):
+                found.update(
+                    f"{node.module}.{a.name}" for a in node.names if a.name.startswith("_")
+                )
+        found.update(
+            m
+            for m in modules
+            if m.split(".")[0] == "localqueue" and any(p.startswith("_") for p in m.split("."))
+        )
+    return found
+
+
+def test_distributions_outside_the_core_import_no_private_core_name() -> None:
+    root = PACKAGE.parent
+    paths = [p for folder in ("backends", "contrib") for p in sorted((root / folder).rglob("*.py"))]
+    assert len(paths) >= 10
+    offending = {str(p.relative_to(root)): _private_imports(p) for p in paths}
+    assert {p: names for p, names in offending.items() if names} == {}
+
+
+def test_the_private_import_check_sees_a_private_import(tmp_path: Path) -> None:
+    probe = tmp_path / "probe.py"
+    probe.write_text(
+        "from localqueue._models import build_message\n"
+        "from localqueue.stores import _lmdb_repair\n"
+        "import localqueue.testing._base\n"
+        "from localqueue.kit import build_message as fine\n"
+    )
+    assert _private_imports(probe) == {
+        "localqueue._models",
+        "localqueue.stores._lmdb_repair",
+        "localqueue.testing._base",
+    }

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from localqueue.errors import ConfigurationError
+from localqueue.kit import SERIALIZER_OPTION
 from localqueue.serializers import Serializer
-from localqueue.stores._common import SERIALIZER_OPTION
 from localqueue.urls import Option, StoreURL
 
 __all__ = ["OPTIONS", "SCHEMES", "PostgresConfig"]

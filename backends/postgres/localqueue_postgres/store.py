@@ -26,7 +26,6 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import PoolTimeout
 
-from localqueue._models import Capability, MessageState, QueueMessage, QueueStats, RetryRecord
 from localqueue.errors import (
     AttemptStoreLockedError,
     ConfigurationError,
@@ -35,9 +34,18 @@ from localqueue.errors import (
     QueueStoreLockedError,
     StoreError,
 )
+from localqueue.kit import (
+    Capability,
+    QueueMessage,
+    QueueStats,
+    RetryRecord,
+    StoredState,
+    effective_state,
+    new_message_id,
+    new_message_ids,
+)
 from localqueue.protocols import Clock, Damage, Fault, PurgeTarget
 from localqueue.registry import ClassBackend
-from localqueue.stores._common import new_message_id, new_message_ids
 from localqueue.urls import StoreURL
 from localqueue.validation import (
     check_delay,
@@ -63,7 +71,7 @@ from localqueue_postgres._session import FAULTS, Connection, Session
 
 __all__ = ["PostgresAttemptStore", "PostgresBackend", "PostgresQueueStore", "backend"]
 
-_READY, _INFLIGHT = 0, 1
+_READY, _INFLIGHT = int(StoredState.READY), int(StoredState.INFLIGHT)
 _DAMAGED_STATE = 7
 """What ``damage_record`` writes: a state localqueue never does."""
 
@@ -82,13 +90,8 @@ def _open_config(url: StoreURL, clock: Clock | None) -> PostgresConfig:
 
 def _message(queue: str, row: Row, token: str | None = None) -> QueueMessage:
     state, available_at = row["state"], row["available_at"]
-    if state not in (_READY, _INFLIGHT):
-        # A damaged row (an unknown state) counts as dead until a lease moves it aside.
-        effective, leased_until = MessageState.DEAD, None
-    elif state == _INFLIGHT and available_at > row["now"]:
-        effective, leased_until = MessageState.INFLIGHT, available_at
-    else:
-        effective, leased_until = MessageState.READY, None
+    # A damaged row (an unknown state) counts as dead until a lease moves it aside.
+    effective, leased_until = effective_state(state, available_at, row["now"])
     return QueueMessage(
         id=row["id"],
         queue=queue,

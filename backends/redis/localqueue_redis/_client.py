@@ -22,8 +22,8 @@ from localqueue.errors import (
     StoreError,
     StoreLockedError,
 )
+from localqueue.kit import SERIALIZER_OPTION
 from localqueue.serializers import Serializer
-from localqueue.stores._common import SERIALIZER_OPTION
 from localqueue.urls import Option, StoreURL
 
 __all__ = ["OPTIONS", "RedisConfig", "translate_errors"]

@@ -21,14 +21,6 @@ from typing import Any, Self
 
 import redis
 
-from localqueue._models import (
-    Capability,
-    MessageState,
-    QueueMessage,
-    QueueStats,
-    RetryRecord,
-    ready_message,
-)
 from localqueue.errors import (
     AttemptStoreLockedError,
     ConfigurationError,
@@ -39,9 +31,19 @@ from localqueue.errors import (
     StoreCorruptedError,
     StoreLockedError,
 )
+from localqueue.kit import (
+    Capability,
+    QueueMessage,
+    QueueStats,
+    RetryRecord,
+    StoredState,
+    effective_state,
+    new_lease_token,
+    new_message_ids,
+    ready_message,
+)
 from localqueue.protocols import Clock, Damage, PurgeTarget
 from localqueue.serializers import DEFAULT_SERIALIZER, Serializer, get_serializer
-from localqueue.stores._common import new_lease_token, new_message_ids
 from localqueue.urls import StoreURL
 from localqueue.validation import (
     check_delay,
@@ -84,6 +86,10 @@ def _where(client: redis.Redis) -> str:
     """A password-free description of the server a user-built client talks to."""
     kwargs = client.connection_pool.connection_kwargs
     return f"redis://{kwargs.get('host', '?')}:{kwargs.get('port', '?')}/{kwargs.get('db', 0)}"
+
+
+_STORED = {b"r": StoredState.READY, b"i": StoredState.INFLIGHT, b"d": StoredState.DEAD}
+"""The state codes the scripts write, as the kit's :class:`StoredState`."""
 
 
 class _RedisStore:
@@ -267,12 +273,8 @@ class RedisQueueStore(_RedisStore):
             message_id = h[b"id"].decode()
             available_at = float(h[b"aa"])
             state_code = h[b"st"]
-            if state_code == b"d":
-                state, leased_until = MessageState.DEAD, None
-            elif state_code == b"i" and available_at > now:
-                state, leased_until = MessageState.INFLIGHT, available_at
-            else:
-                state, leased_until = MessageState.READY, None
+            stored = _STORED.get(state_code, StoredState.READY)
+            state, leased_until = effective_state(stored, available_at, now)
             failed_at = h.get(b"fa")
             return QueueMessage(
                 id=message_id,

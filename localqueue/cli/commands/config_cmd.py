@@ -9,6 +9,7 @@ import typer
 from localqueue.cli.config import (
     KEYS,
     Settings,
+    check_setting,
     config_path,
     load_settings,
     save_settings,
@@ -64,8 +65,9 @@ def init(
         retry_store=retry_store,
         retry_store_path=retry_store_path,
     )
-    for value in settings.as_dict(redacted=False).values():
+    for key, value in settings.as_dict(redacted=False).items():
         remember_url(value)
+        check_setting(key, value)
     save_settings(settings, path)
     _show(settings, fmt)
 
@@ -82,8 +84,10 @@ def set_(
     value: Annotated[str, typer.Argument(metavar="VALUE", help="A store URL or a SQLite path.")],
     fmt: FormatOpt = Format.JSON,
 ) -> None:
-    """Set one setting; setting store (or store_path) replaces the other spelling."""
+    """Set one setting, checked as the commands would read it; store and store_path
+    are two spellings of one setting, so setting one removes the other."""
     remember_url(value)
+    check_setting(key, value)
     settings = with_setting(load_settings(), key, value)
     save_settings(settings)
     _show(settings, fmt)

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Group, RenderableType
 
-from localqueue._models import QueueMessage
+from localqueue._models import MessageState, QueueMessage
 from localqueue.cli import exit_codes
 from localqueue.cli.errors import CliError
 from localqueue.cli.options import (
@@ -47,16 +47,33 @@ CountOpt = Annotated[
     typer.Option("--count", min=1, help="With --watch: stop after this many refreshes."),
 ]
 
-MESSAGE_COLUMNS = ("id", "state", "attempts", "priority", "available_at", "leased_by", "value")
-DEAD_COLUMNS = ("id", "attempts", "failed_at", "last_error", "value")
+MESSAGE_COLUMNS = ("id", "state", "deliveries", "priority", "available_at", "leased_by", "value")
+DEAD_COLUMNS = ("id", "deliveries", "failed_at", "last_error", "value")
 STATS_COLUMNS = ("queue", "ready", "delayed", "inflight", "dead", "total")
 
 
-def _message(message: QueueMessage, *, with_token: bool = False) -> dict[str, Any]:
-    data = message.as_dict()
+def effective_state(message: QueueMessage, now: float | None = None) -> str:
+    """``delayed`` for a ready message whose ``available_at`` is still ahead, else its state."""
+    now = time.time() if now is None else now
+    if message.state is MessageState.READY and message.available_at > now:
+        return "delayed"
+    return message.state.value
+
+
+def message_row(message: QueueMessage, *, with_token: bool = False) -> dict[str, Any]:
+    """A message as the CLI prints it: the effective state, and ``deliveries`` (times leased)."""
+    # The store's "attempts" counts deliveries; "tries" is the worker's count of handler runs.
+    names = {"attempts": "deliveries"}
+    data = {names.get(key, key): value for key, value in message.as_dict().items()}
+    data["state"] = effective_state(message)
     if with_token:
         data["lease_token"] = message.lease_token
     return data
+
+
+def _refuse_constant(name: str) -> Any:
+    # Python's json reads NaN and Infinity, which JSON lacks: they could not be printed back.
+    raise CliError(f"the value holds {name}, which is not JSON; numbers must be finite")
 
 
 def _read_value(value: str | None, raw: bool) -> Any:
@@ -70,7 +87,7 @@ def _read_value(value: str | None, raw: bool) -> Any:
     if raw:
         return value
     try:
-        return json.loads(value)
+        return json.loads(value, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:
         raise CliError(
             f"the value is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
@@ -106,9 +123,9 @@ def add(
 ) -> None:
     """Add one message; prints the stored message."""
     payload = _read_value(value, raw)
-    with opened_queue(queue, store, store_path) as q:
+    with opened_queue(queue, store, store_path, create=True) as q:
         message = q.put(payload, delay=delay, priority=priority, dedup_key=dedup_key)
-        Printer(fmt).record(_message(message), title="added")
+        Printer(fmt).record(message_row(message), title="added")
 
 
 @queue_app.command("size")
@@ -175,7 +192,7 @@ def inspect(
 ) -> None:
     """Print one message by id, in any state (exit 4 if there is none)."""
     with opened_queue(queue, store, store_path) as q:
-        Printer(fmt).record(_message(q.inspect(message_id)), title=f"message {message_id}")
+        Printer(fmt).record(message_row(q.inspect(message_id)), title=f"message {message_id}")
 
 
 @queue_app.command("dead")
@@ -201,7 +218,7 @@ def dead(
     title = f"dead letters of {queue}"
     with opened_queue(queue, store, store_path) as q:
         if not watch_:
-            rows = [_message(m) for m in q.dead_letters(limit)]
+            rows = [message_row(m) for m in q.dead_letters(limit)]
             printer.rows(rows, DEAD_COLUMNS, title=title)
             return
         seen: set[str] = set()
@@ -210,13 +227,13 @@ def dead(
             # Watching streams each dead letter once, however long it stays dead.
             fresh = [m for m in q.dead_letters() if m.id not in seen]
             seen.update(m.id for m in fresh)
-            return [_message(m) for m in fresh]
+            return [message_row(m) for m in fresh]
 
         def view() -> RenderableType:
             letters = q.dead_letters()
             shown = letters[-limit:] if limit else letters
             counts = f"{len(letters)} dead letter(s); Ctrl-C to stop"
-            table = Printer.table([_message(m) for m in shown], DEAD_COLUMNS, title=title)
+            table = Printer.table([message_row(m) for m in shown], DEAD_COLUMNS, title=title)
             return Group(table, counts)
 
         watch(printer, interval=interval, count=count, lines=new_lines, view=view)
@@ -236,14 +253,24 @@ def requeue_dead(
     retry_store_path: RetryStorePathOpt = None,
     fmt: FormatOpt = Format.JSON,
 ) -> None:
-    """Return one dead letter (or --all) to delivery with attempts reset."""
+    """Return one dead letter (or --all) to delivery with its deliveries count reset."""
     if (message_id is None) == (not all_):
         raise CliError("pass either a MESSAGE_ID or --all")
     with opened_queue(queue, store, store_path) as q:
         if message_id is None:
             requeued = q.requeue_all_dead()
         else:
-            q.requeue_dead(message_id)
+            try:
+                q.requeue_dead(message_id)
+            except MessageNotFoundError:
+                found = q.store.inspect(q.name, message_id)
+                if found is None:
+                    raise
+                raise CliError(
+                    f"message {message_id!r} in queue {queue!r} is {effective_state(found)}, "
+                    "not dead: only dead letters can be requeued",
+                    exit_codes.NOT_FOUND,
+                ) from None
             requeued = 1
         Printer(fmt).record({"queue": queue, "requeued": requeued})
 
@@ -282,7 +309,7 @@ def pop(
             message = q.get_message(block, timeout, leased_by=worker_id)
         except Empty:
             raise CliError(f"queue {queue!r} is empty", exit_codes.EMPTY_QUEUE) from None
-        Printer(fmt).record(_message(message, with_token=True), title="leased")
+        Printer(fmt).record(message_row(message, with_token=True), title="leased")
 
 
 def _settle(
@@ -396,4 +423,4 @@ def peek(
         message = q.peek()
         if message is None:
             raise CliError(f"queue {queue!r} is empty", exit_codes.EMPTY_QUEUE)
-        Printer(fmt).record(_message(message), title="next")
+        Printer(fmt).record(message_row(message), title="next")

@@ -27,7 +27,7 @@ MaxTriesOpt = Annotated[
     typer.Option(
         "--max-tries",
         min=1,
-        help="Attempts per message (persisted across restarts) before it is dead-lettered.",
+        help="Handler tries per message (persisted across restarts) before it is dead-lettered.",
         rich_help_panel=_WORKER,
     ),
 ]
@@ -36,7 +36,7 @@ RetryWaitOpt = Annotated[
     typer.Option(
         "--retry-wait",
         min=0,
-        help="Seconds between attempts of one message.",
+        help="Seconds between two tries of one message.",
         rich_help_panel=_WORKER,
     ),
 ]
@@ -113,6 +113,15 @@ NoDeadLetterOpt = Annotated[
         rich_help_panel=_WORKER,
     ),
 ]
+CreateOpt = Annotated[
+    bool,
+    typer.Option(
+        "--create",
+        help="Create the queue store if it does not exist yet (a worker started before "
+        "the first message); without it a missing store is exit 7.",
+        rich_help_panel=_WORKER,
+    ),
+]
 
 
 def process(
@@ -134,6 +143,7 @@ def process(
     lease_timeout: LeaseTimeoutOpt = 30.0,
     release_delay: ReleaseDelayOpt = 0.0,
     no_dead_letter: NoDeadLetterOpt = False,
+    create: CreateOpt = False,
     store: StoreOpt = None,
     store_path: StorePathOpt = None,
     retry_store: RetryStoreOpt = None,
@@ -158,6 +168,7 @@ def process(
         lease_timeout=lease_timeout,
         release_delay=release_delay,
         dead_letter=not no_dead_letter,
+        create=create,
     )
     run_worker(
         queue,
@@ -188,6 +199,7 @@ def exec_(
     lease_timeout: LeaseTimeoutOpt = 30.0,
     release_delay: ReleaseDelayOpt = 0.0,
     no_dead_letter: NoDeadLetterOpt = False,
+    create: CreateOpt = False,
     store: StoreOpt = None,
     store_path: StorePathOpt = None,
     retry_store: RetryStoreOpt = None,
@@ -212,6 +224,7 @@ def exec_(
         lease_timeout=lease_timeout,
         release_delay=release_delay,
         dead_letter=not no_dead_letter,
+        create=create,
     )
     run_worker(
         queue,
