@@ -3,9 +3,11 @@ the protocols, so every behaviour runs over every embedded engine."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from localqueue import PersistentQueue, StoreError
 from localqueue.errors import ConfigurationError
 from localqueue.protocols import AttemptStore, QueueStore
 from localqueue.registry import get_backend, open_attempt_store, open_queue_store
+from localqueue.testing.campaigns import small_filesystem
 from localqueue.testing.plugin import skip_or_fail_unreachable
 
 # The engines the layers above the protocols are tested over.
@@ -137,3 +140,23 @@ def any_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[st
     url, tag = open_server_url(request.param)
     yield url
     _drop_server_namespace(request.param, tag)
+
+
+@contextlib.contextmanager
+def _mounted(size: str) -> Iterator[Path]:
+    with contextlib.ExitStack() as stack:
+        try:
+            disk = stack.enter_context(small_filesystem(size))
+        except OSError as exc:
+            skip_or_fail_unreachable(f"cannot mount a tmpfs here: {exc}")
+        yield disk
+
+
+@pytest.fixture
+def small_disk() -> Callable[[str], AbstractContextManager[Path]]:
+    """``with small_disk("4m") as disk:`` mounts a real, size-limited tmpfs.
+
+    Needs root: skips without it, and fails when ``LOCALQUEUE_REQUIRE_SERVICES``
+    is set, as CI (which runs as root) sets it.
+    """
+    return _mounted

@@ -152,3 +152,20 @@ def test_page_blocks_run_in_order(page: Path, tmp_path: Path) -> None:
             continue
         done = run_block(block, workdir, tmp_path)
         assert done.returncode == 0, f"{block.label} failed:\n{done.stdout}\n{done.stderr}"
+
+
+def test_the_readme_first_block_runs_as_pasted(tmp_path: Path) -> None:
+    """No stand-ins: the first thing a reader copies must run in an empty folder."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    first = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    done = subprocess.run(
+        [sys.executable, "-c", first],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "sending to user@example.com\n"
+    assert (tmp_path / "jobs.db").exists()

@@ -3,10 +3,10 @@ and the messages that were not damaged stay deliverable."""
 
 from __future__ import annotations
 
-import contextlib
 import sqlite3
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
@@ -33,27 +33,6 @@ def url_for(engine: str, folder: Path) -> str:
 
 def data_file(engine: str, folder: Path) -> Path:
     return folder / "q.sqlite3" if engine == "sqlite" else folder / "q-lmdb" / "data.mdb"
-
-
-@contextlib.contextmanager
-def small_disk(folder: Path, size: str) -> Iterator[Path]:
-    """A real, size-limited tmpfs mounted at ``folder``.
-
-    Needs root: skips without it, and fails when ``LOCALQUEUE_REQUIRE_SERVICES`` is set,
-    as CI (which runs as root) sets it.
-    """
-    folder.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
-        capture_output=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        skip_or_fail_unreachable(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], check=False)
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -120,8 +99,10 @@ def test_newer_sqlite_schema_is_refused_untouched(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_full_disk_is_a_typed_error_and_keeps_what_was_stored(engine: str, tmp_path: Path) -> None:
-    with small_disk(tmp_path / "disk", "1m") as disk:
+def test_full_disk_is_a_typed_error_and_keeps_what_was_stored(
+    engine: str, tmp_path: Path, small_disk: Callable[[str], AbstractContextManager[Path]]
+) -> None:
+    with small_disk("1m") as disk:
         url = url_for(engine, disk)
         queue = PersistentQueue("q", url)
         kept = [queue.put({"n": i}).id for i in range(20)]
@@ -139,8 +120,10 @@ def test_full_disk_is_a_typed_error_and_keeps_what_was_stored(engine: str, tmp_p
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_read_only_disk_refuses_writes_and_keeps_messages(engine: str, tmp_path: Path) -> None:
-    with small_disk(tmp_path / "disk", "8m") as disk:
+def test_read_only_disk_refuses_writes_and_keeps_messages(
+    engine: str, tmp_path: Path, small_disk: Callable[[str], AbstractContextManager[Path]]
+) -> None:
+    with small_disk("8m") as disk:
         url = url_for(engine, disk)
         queue = PersistentQueue("q", url)
         kept = queue.put("keep").id

@@ -4,11 +4,10 @@ the damage hook writes through LMDB, and a store that filled its disk can be dra
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
 import os
-import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import lmdb
@@ -19,7 +18,7 @@ from localqueue._models import MessageState
 from localqueue.errors import ConfigurationError, InvalidOptionError, StoreError
 from localqueue.registry import open_queue_store
 from localqueue.stores.lmdb import DAMAGED_ERROR, ORPHAN_QUEUE, LMDBQueueStore
-from localqueue.testing.plugin import skip_or_fail_unreachable
+from localqueue.testing.campaigns import fill_to_the_last_byte
 
 Q = "jobs"
 GARBAGE = b"\xc1 these bytes are not msgpack"
@@ -298,27 +297,6 @@ def test_damage_hook_refuses_unknown_damage_and_unknown_messages(tmp_path: Path)
 # -- a full disk ----------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def small_disk(folder: Path, size: str) -> Iterator[Path]:
-    """A real, size-limited tmpfs at ``folder`` (as in tests/reliability/test_damage.py).
-
-    Needs root: skips without it, and fails when ``LOCALQUEUE_REQUIRE_SERVICES`` is set,
-    as CI (which runs as root) sets it.
-    """
-    folder.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
-        capture_output=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        skip_or_fail_unreachable(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], check=False)
-
-
 def fill_the_queue(store: LMDBQueueStore) -> list[str]:
     """Put until the store refuses: in batches, then one at a time."""
     ids: list[str] = []
@@ -331,37 +309,25 @@ def fill_the_queue(store: LMDBQueueStore) -> list[str]:
     return ids
 
 
-def fill_the_disk(disk: Path) -> None:
-    """Write a filler file until the filesystem has not one byte left."""
-    fd = os.open(disk / "filler", os.O_WRONLY | os.O_CREAT)
-    try:
-        for chunk in (1 << 16, 1 << 12, 1):
-            with contextlib.suppress(OSError):
-                while True:
-                    os.write(fd, b"\0" * chunk)
-        with pytest.raises(OSError, match="No space left") as info:
-            os.write(fd, b"\0")
-        assert info.value.errno == errno.ENOSPC
-    finally:
-        os.close(fd)
-    assert os.statvfs(disk).f_bavail == 0
-
-
 @pytest.mark.parametrize(
     ("filler", "limit"), [(False, 1), (True, 1), (True, 100), (True, 10_000)]
 )  # fmt: skip
 def test_a_store_that_filled_its_disk_drains_to_the_last_message(
-    tmp_path: Path, filler: bool, limit: int
+    tmp_path: Path,
+    filler: bool,
+    limit: int,
+    small_disk: Callable[[str], AbstractContextManager[Path]],
 ) -> None:
     # limit=10_000 asks for more than the reserve can rewrite at once: the lease
     # returns fewer (it leases "up to limit"). ack_many is atomic, so its batches
     # must fit the reserve (half a MiB on this disk): 20 acks at a time.
-    with small_disk(tmp_path / "disk", "4m") as disk:
+    with small_disk("4m") as disk:
         store = LMDBQueueStore(disk / "q", map_size=1 << 20)
         try:
             stored = fill_the_queue(store)
             if filler:
-                fill_the_disk(disk)
+                fill_to_the_last_byte(disk)
+                assert os.statvfs(disk).f_bavail == 0
             assert len(stored) > 1000
             delivered: list[str] = []
             while leased := store.lease(Q, lease_timeout=LONG, limit=limit):

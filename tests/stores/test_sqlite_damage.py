@@ -6,13 +6,11 @@ record damage; these tests damage real files the way disks and editors do.
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import logging
 import os
 import sqlite3
-import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
@@ -20,8 +18,8 @@ import pytest
 from localqueue._models import MessageState
 from localqueue.errors import StoreCorruptedError, StoreError
 from localqueue.stores.sqlite import SQLiteQueueStore
+from localqueue.testing.campaigns import fill_to_the_last_byte
 from localqueue.testing.campaigns.damage import DAMAGE
-from localqueue.testing.plugin import skip_or_fail_unreachable
 
 CODEC = "msgpack"
 
@@ -228,38 +226,6 @@ def test_damage_record_writes_through_sql_what_a_fresh_handle_also_sees(
 # -- a full disk -----------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def small_disk(folder: Path, size: str) -> Iterator[Path]:
-    """A real, size-limited tmpfs at ``folder`` (as tests/reliability/test_damage.py)."""
-    folder.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
-        capture_output=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        skip_or_fail_unreachable(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], check=False)
-
-
-def fill_the_rest(folder: Path) -> None:
-    """Take every byte the filesystem has left: big writes, then single bytes."""
-    refusals = []
-    with (folder / "filler").open("wb", buffering=0) as f:
-        for chunk in (1 << 20, 4096, 1):
-            while True:
-                try:
-                    f.write(b"\xff" * chunk)
-                except OSError as exc:
-                    refusals.append(exc.errno)
-                    break
-    assert refusals == [errno.ENOSPC] * 3
-    assert os.statvfs(folder).f_bavail == 0
-
-
 def fill_the_disk(store: SQLiteQueueStore, payload: int) -> list[str]:
     """Put batches until the store refuses one for a full disk; the ids stored."""
     stored: list[str] = []
@@ -278,15 +244,20 @@ def fill_the_disk(store: SQLiteQueueStore, payload: int) -> list[str]:
     ids=["queue-filled", "queue-filled-big-values", "queue-filled-small-values", "other-filled"],
 )
 def test_a_completely_full_disk_can_be_drained(
-    tmp_path: Path, queue_fills_it: bool, disk_size: str, payload: int
+    tmp_path: Path,
+    queue_fills_it: bool,
+    disk_size: str,
+    payload: int,
+    small_disk: Callable[[str], AbstractContextManager[Path]],
 ) -> None:
-    with small_disk(tmp_path / "disk", disk_size) as disk:
+    with small_disk(disk_size) as disk:
         path = disk / "q.db"
         producer = SQLiteQueueStore(path)
         stored: list[str] = []
         try:
             stored = fill_the_disk(producer, payload) if queue_fills_it else fill(producer, 20)
-            fill_the_rest(disk)
+            fill_to_the_last_byte(disk)
+            assert os.statvfs(disk).f_bavail == 0
         finally:
             producer.close()
         assert stored
