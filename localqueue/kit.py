@@ -21,6 +21,7 @@ import enum
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
+from typing import Self
 
 from localqueue._models import (
     Capability,
@@ -38,6 +39,7 @@ from localqueue.urls import Option
 __all__ = [
     "SERIALIZER_OPTION",
     "Capability",
+    "ClosingContext",
     "ErrorRule",
     "MessageState",
     "QueueMessage",
@@ -55,6 +57,23 @@ __all__ = [
     "translating",
     "with_failure",
 ]
+
+
+class ClosingContext:
+    """Mixin: the store is a context manager that calls ``close()`` on exit.
+
+    ``with open_queue_store(url) as store:`` then works on every store alike.
+    """
+
+    def close(self) -> None:
+        """Release the store's resources (the store's own ``close`` replaces this)."""
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 class StoredState(enum.IntEnum):

@@ -58,6 +58,7 @@ from localqueue.errors import (
 from localqueue.kit import (
     SERIALIZER_OPTION,
     Capability,
+    ClosingContext,
     QueueMessage,
     QueueStats,
     RetryRecord,
@@ -712,7 +713,7 @@ LMDB_FAULTS: frozenset[FaultKind] = frozenset({"engine_error"})
 a mutex without a timeout, so there is no lock timeout to exercise."""
 
 
-class _LMDBHandle:
+class _LMDBHandle(ClosingContext):
     """What both stores share: opening, closing and running transactions."""
 
     _locked_error: type[StoreLockedError] = StoreLockedError
@@ -793,12 +794,6 @@ class _LMDBHandle:
         if shared is not None:
             with _engine_errors(self._locked_error, self.path):
                 _release(shared)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 # -- queue store ---------------------------------------------------------------

@@ -22,6 +22,7 @@ from localqueue.errors import ConfigurationError, Full, StoreClosedError
 from localqueue.kit import (
     SERIALIZER_OPTION,
     Capability,
+    ClosingContext,
     QueueMessage,
     QueueStats,
     RetryRecord,
@@ -144,7 +145,7 @@ def _live(heap: list[_E], records: dict[str, _Record], at: int) -> list[_E]:
     return kept
 
 
-class MemoryQueueStore:
+class MemoryQueueStore(ClosingContext):
     """A queue store held in this process's memory.
 
     Args:
@@ -607,7 +608,7 @@ class MemoryQueueStore:
             self._changed.notify_all()
 
 
-class MemoryAttemptStore:
+class MemoryAttemptStore(ClosingContext):
     """An attempt store held in this process's memory.
 
     Args:

@@ -58,6 +58,7 @@ from localqueue.errors import (
 from localqueue.kit import (
     SERIALIZER_OPTION,
     Capability,
+    ClosingContext,
     QueueMessage,
     QueueStats,
     RetryRecord,
@@ -770,7 +771,7 @@ def _readable(queue: str, row: Sequence[Any], now: float) -> QueueMessage:
     return _message(queue, fixed[:2] + fixed[3:9] + fixed[10:], now)
 
 
-class SQLiteQueueStore:
+class SQLiteQueueStore(ClosingContext):
     """A queue store in one SQLite file, shared safely by threads and processes.
 
     Args:
@@ -1433,7 +1434,7 @@ def _record(row: Sequence[Any]) -> RetryRecord:
     )
 
 
-class SQLiteAttemptStore:
+class SQLiteAttemptStore(ClosingContext):
     """An attempt store in a SQLite file (table ``retry_records``; may share a queue store's file).
 
     Args:

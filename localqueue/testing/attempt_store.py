@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 import pytest
@@ -212,6 +213,17 @@ class AttemptKeysSuite(AttemptStoreCase):
 
 class AttemptStoreClosedSuite(AttemptStoreCase):
     """After close(), every method raises StoreClosedError; close() is idempotent."""
+
+    def test_an_attempt_store_is_a_context_manager_that_closes_on_exit(
+        self, make_attempt_store: Callable[[], AttemptStore]
+    ) -> None:
+        store = make_attempt_store()
+        assert isinstance(store, AbstractContextManager), "a store must work in `with`"
+        with store as entered:
+            assert entered is store
+            store.begin_attempt("k")
+        with pytest.raises(StoreClosedError):
+            store.get_record("k")
 
     def test_every_method_raises_after_close(
         self, make_attempt_store: Callable[[], AttemptStore]

@@ -6,6 +6,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 import pytest
@@ -1592,6 +1593,23 @@ class DistinctNamesSuite(QueueStoreCase):
 
 class ClosedStoreSuite(QueueStoreCase):
     """After close(), every method raises StoreClosedError; close() is idempotent."""
+
+    def test_a_store_is_a_context_manager_that_closes_on_exit(
+        self, make_queue_store: Callable[[], QueueStore]
+    ) -> None:
+        store = make_queue_store()
+        assert isinstance(store, AbstractContextManager), "a store must work in `with`"
+        with store as entered:
+            assert entered is store
+            self.put(store)
+        with pytest.raises(StoreClosedError):
+            store.stats(Q)
+        again = make_queue_store()
+        assert isinstance(again, AbstractContextManager)
+        with pytest.raises(KeyError), again:
+            raise KeyError("the block failed")
+        with pytest.raises(StoreClosedError):
+            again.stats(Q)
 
     def test_every_method_raises_after_close(
         self, make_queue_store: Callable[[], QueueStore]

@@ -557,6 +557,14 @@ class MemReleaseIgnoresDelay(MemoryQueueStore):
         return super().release(queue, message_id, **kw)
 
 
+@mutant("a store used in `with` is closed when the block ends")
+class MemExitLeavesOpen(MemoryQueueStore):
+    """__exit__ returns without closing the store, so `with` leaks the handle (every store a context manager)."""
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
 @mutant("error texts are kept in their storable form, NUL and lone surrogates escaped (text alike)")
 class MemErrorTextRaw(MemoryQueueStore):
     """dead_letter keeps the error text as given, NUL included, where every other store escapes it (text alike on every store)."""

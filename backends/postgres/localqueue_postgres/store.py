@@ -36,6 +36,7 @@ from localqueue.errors import (
 )
 from localqueue.kit import (
     Capability,
+    ClosingContext,
     QueueMessage,
     QueueStats,
     RetryRecord,
@@ -318,7 +319,7 @@ def _scalar(conn: Connection, query: sql.Composed, params: dict[str, Any]) -> An
     return None if row is None else row[0]
 
 
-class PostgresQueueStore:
+class PostgresQueueStore(ClosingContext):
     """A queue store in a PostgreSQL schema, shared by every process that opens the URL.
 
     Open it with :meth:`from_url` (or ``localqueue.open_queue_store(url)``).
@@ -802,7 +803,7 @@ class PostgresQueueStore:
         self._session.close()
 
 
-class PostgresAttemptStore:
+class PostgresAttemptStore(ClosingContext):
     """Retry budgets in a PostgreSQL schema, shared by every process that opens the URL."""
 
     capabilities = frozenset({Capability.PERSISTENT, Capability.MULTI_PROCESS})

@@ -17,6 +17,7 @@ import re
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any, Self
 
 import redis
@@ -33,6 +34,7 @@ from localqueue.errors import (
 )
 from localqueue.kit import (
     Capability,
+    ClosingContext,
     QueueMessage,
     QueueStats,
     RetryRecord,
@@ -43,6 +45,7 @@ from localqueue.kit import (
     ready_message,
 )
 from localqueue.protocols import Clock, Damage, PurgeTarget
+from localqueue.registry import ClassBackend
 from localqueue.serializers import DEFAULT_SERIALIZER, Serializer, get_serializer
 from localqueue.urls import StoreURL
 from localqueue.validation import (
@@ -65,7 +68,7 @@ from localqueue.validation import (
 from localqueue_redis._client import DEFAULT_PREFIX, OPTIONS, RedisConfig, translate_errors
 from localqueue_redis._scripts import ATTEMPT_SCRIPTS, QUEUE_SCRIPTS
 
-__all__ = ["RedisAttemptStore", "RedisQueueStore"]
+__all__ = ["RedisAttemptStore", "RedisBackend", "RedisQueueStore", "backend"]
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +95,7 @@ _STORED = {b"r": StoredState.READY, b"i": StoredState.INFLIGHT, b"d": StoredStat
 """The state codes the scripts write, as the kit's :class:`StoredState`."""
 
 
-class _RedisStore:
+class _RedisStore(ClosingContext):
     """What both stores share: the client, the clock, the scripts and error mapping."""
 
     _locked_error: type[StoreLockedError] = StoreLockedError
@@ -755,3 +758,32 @@ class RedisAttemptStore(_RedisStore):
         """Forget ``key``."""
         check_retry_key(key)
         return bool(self._call("DEL", self._key(key)))
+
+
+@dataclass(frozen=True)
+class RedisBackend(ClassBackend):
+    """The Redis backend: namespaces are key prefixes (``NamespacedBackend``)."""
+
+    def namespace(self, url: StoreURL, name: str) -> StoreURL:
+        """``url`` with ``prefix=<its prefix>-<name>``, a prefix nobody else uses."""
+        prefix = RedisConfig.from_url(url).prefix
+        suffix = f"-{name}"
+        return replace(url, query={**url.query, "prefix": prefix[: 64 - len(suffix)] + suffix})
+
+    def drop_namespace(self, url: StoreURL) -> None:
+        """Delete every key under the URL's prefix."""
+        config = RedisConfig.from_url(url)
+        client = config.client()
+        try:
+            # Prefixes hold no ':', so this pattern matches this prefix's keys only.
+            keys = list(client.scan_iter(match=f"{config.prefix}:*", count=1000))
+            for start in range(0, len(keys), 1000):
+                client.delete(*keys[start : start + 1000])
+        finally:
+            client.close()
+            # The client was given its pool, so close() leaves the pool's sockets open.
+            client.connection_pool.disconnect()
+
+
+backend = RedisBackend(RedisQueueStore, RedisAttemptStore)
+"""What the ``redis`` and ``rediss`` schemes resolve to."""
