@@ -123,23 +123,35 @@ def open_server_url(scheme: str) -> tuple[str, str]:
     return url, tag
 
 
+@pytest.fixture
+def make_server_url() -> Iterator[Callable[[str], str]]:
+    """``make_server_url(scheme)``: a fresh URL on a server backend; all dropped afterwards."""
+    made: list[tuple[str, str]] = []
+
+    def make(scheme: str) -> str:
+        url, tag = open_server_url(scheme)
+        made.append((scheme, tag))
+        return url
+
+    yield make
+    for scheme, tag in made:
+        _drop_server_namespace(scheme, tag)
+
+
 @pytest.fixture(params=SERVERS)
-def server_url(request: pytest.FixtureRequest) -> Iterator[str]:
+def server_url(request: pytest.FixtureRequest, make_server_url: Callable[[str], str]) -> str:
     """A fresh store URL on each server backend, its schema or keys dropped afterwards."""
-    url, tag = open_server_url(request.param)
-    yield url
-    _drop_server_namespace(request.param, tag)
+    return make_server_url(request.param)
 
 
 @pytest.fixture(params=[*ENGINES, *SERVERS])
-def any_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+def any_store_url(
+    request: pytest.FixtureRequest, tmp_path: Path, make_server_url: Callable[[str], str]
+) -> str:
     """A fresh store URL on each of the five stores in turn (servers cleaned up afterwards)."""
     if request.param in ENGINES:
-        yield engine_url(request.param, tmp_path)
-        return
-    url, tag = open_server_url(request.param)
-    yield url
-    _drop_server_namespace(request.param, tag)
+        return engine_url(request.param, tmp_path)
+    return make_server_url(request.param)
 
 
 @contextlib.contextmanager
