@@ -65,9 +65,8 @@ class ClosingContext:
     ``with open_queue_store(url) as store:`` then works on every store alike.
     """
 
-    def close(self) -> None:
-        """Release the store's resources (the store's own ``close`` replaces this)."""
-        raise NotImplementedError
+    close: Callable[[], None]
+    """The store's own ``close``; the mixin only declares it."""
 
     def __enter__(self) -> Self:
         return self

@@ -3,10 +3,11 @@ the messages that were not damaged."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
@@ -197,34 +198,42 @@ def _fill(store: QueueStore, queue: str, messages: int) -> list[str]:
     return ids
 
 
+@contextlib.contextmanager
+def _warnings_silenced() -> Iterator[None]:
+    """The stores log each record they move aside; the campaign counts them itself."""
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        yield
+    finally:
+        logging.disable(previous)
+
+
 def _drain_and_count(
     url: str, queue: str, limit: int, report: CampaignReport, case: str
 ) -> _Outcome:
     outcome = _Outcome()
-    # The stores log each record they move aside; the campaign counts them itself.
-    logging.disable(logging.WARNING)
-    try:
-        store = open_queue_store(url)
-    except StoreError as exc:
-        logging.disable(logging.NOTSET)
-        return _typed(outcome, exc, report, case)
-    try:
-        for _ in range(limit + 1):
-            leased = store.lease(queue, lease_timeout=60, limit=10)
-            if not leased:
-                break
-            for m in leased:
-                outcome.delivered += store.ack(queue, m.id, lease_token=m.lease_token)
-        outcome.dead_damaged = sum(
-            1
-            for m in store.dead_letters(queue)
-            if m.last_error and "damaged" in m.last_error.lower()
-        )
-    except StoreError as exc:
-        _typed(outcome, exc, report, case)
-    finally:
-        store.close()
-        logging.disable(logging.NOTSET)
+    with _warnings_silenced():
+        try:
+            store = open_queue_store(url)
+        except StoreError as exc:
+            return _typed(outcome, exc, report, case)
+        try:
+            for _ in range(limit + 1):
+                leased = store.lease(queue, lease_timeout=60, limit=10)
+                if not leased:
+                    break
+                for m in leased:
+                    outcome.delivered += store.ack(queue, m.id, lease_token=m.lease_token)
+            outcome.dead_damaged = sum(
+                1
+                for m in store.dead_letters(queue)
+                if m.last_error and "damaged" in m.last_error.lower()
+            )
+        except StoreError as exc:
+            _typed(outcome, exc, report, case)
+        finally:
+            store.close()
     return outcome
 
 
