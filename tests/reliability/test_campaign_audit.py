@@ -27,8 +27,9 @@ def lease(mid: str, token: str, who: str, at: float, until: float, payload: str)
 
 
 def ack(mid: str, token: str, at: float, payload: str, verdict: str = "ACK") -> str:
-    line = f"{mid} {token} {at:.6f} {payload}\n"
-    return f"ACKING {line}{verdict} {line}" if verdict else f"ACKING {line}"
+    line = f"{mid} {token} {at:.6f} {payload}"
+    result = f"{verdict} {line} {at + 0.002:.6f}\n" if verdict else ""
+    return f"ACKING {line}\n{result}"
 
 
 def planted(tmp_path: Path, puts: str, *consumers: str) -> CampaignReport:
@@ -87,7 +88,7 @@ def test_a_message_never_acked_is_lost(tmp_path: Path) -> None:
         lease("a", "t1", "c0", T, T + 1, "p1:b0:0:1") + ack("a", "t1", T + 0.1, "p1:b0:0:1"),
     )
     assert report.lost == 1
-    assert "lost: p1:b1:0:1" in report.problems
+    assert "lost: p1:b1:0:1 (never leased)" in report.problems
     assert report.failed
 
 
@@ -101,8 +102,23 @@ def test_an_ack_cut_off_before_its_result_is_unconfirmed_not_lost(tmp_path: Path
         + ack("b", "t2", T + 1.5, "p1:b1:0:1", "NACK"),
     )
     assert report.extra["ack-unconfirmed"] == 1
-    assert report.problems == ["lost: p1:b1:0:1"]
+    assert report.problems == ["lost: p1:b1:0:1 (LEASE, ACKING, NACK)"]
     assert report.lost == 1
+
+
+def test_a_refused_ack_during_a_connection_kill_is_unconfirmed_not_lost(tmp_path: Path) -> None:
+    # The server may have run the ack, then the reply was lost and the retry found
+    # nothing to delete. A refused ack with no kill round near it is a loss.
+    (tmp_path / "kills.log").write_text(f"{T + 0.5:.6f} {T + 0.51:.6f}\n")
+    report = planted(
+        tmp_path,
+        "p1:b0:0:1\np1:b1:0:1\n",
+        lease("a", "t1", "c0", T, T + 9, "p1:b0:0:1")
+        + ack("a", "t1", T + 0.505, "p1:b0:0:1", "NACK"),
+        lease("b", "t2", "c1", T, T + 9, "p1:b1:0:1") + ack("b", "t2", T + 2, "p1:b1:0:1", "NACK"),
+    )
+    assert report.extra["ack-unconfirmed"] == 1
+    assert report.problems == ["lost: p1:b1:0:1 (LEASE, ACKING, NACK)"]
 
 
 def test_two_successful_acks_are_a_double_ack(tmp_path: Path) -> None:

@@ -424,7 +424,12 @@ class RedisQueueStore(_RedisStore):
                 return
 
     def ack(self, queue: str, message_id: str, *, lease_token: str | None = None) -> bool:
-        """Delete a message (through :meth:`ack_many`, which checks the arguments)."""
+        """Delete a message (through :meth:`ack_many`, which checks the arguments).
+
+        redis-py reruns the script after a lost connection; a rerun finding the
+        message already deleted by the lost try returns ``False`` (the message
+        is gone as asked).
+        """
         return bool(self.ack_many(queue, [(message_id, lease_token)]))
 
     def ack_many(self, queue: str, leases: Sequence[tuple[str, str | None]]) -> int:

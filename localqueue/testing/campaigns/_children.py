@@ -93,7 +93,7 @@ def consume(url: str, queue: str, logs: str, name: str, lease_timeout: float) ->
                 log.write(f"ACKING {attempt}")
                 acked = _call(partial(store.ack, queue, m.id, lease_token=m.lease_token))
                 verdict = "ACK" if acked else "NACK"
-                log.write(f"{verdict} {attempt}")
+                log.write(f"{verdict} {attempt[:-1]} {time.time():.6f}\n")
     store.close()
 
 

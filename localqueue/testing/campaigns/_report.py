@@ -9,6 +9,9 @@ from pathlib import Path
 CLOCK_MARGIN = 0.1
 """Seconds of clock skew and logging delay forgiven when judging two leases to overlap."""
 
+KILLS_LOG = "kills.log"
+"""Log of a campaign's connection-kill rounds, one ``started ended`` line each."""
+
 
 @dataclass
 class CampaignReport:
@@ -130,12 +133,17 @@ def audit(report: CampaignReport, logs: Path) -> CampaignReport:
     ``put-*.log``: ``payload`` for each message whose ``put``/``put_many`` returned;
     ``lease-*.log``: ``LEASE id token consumer leased_at leased_until attempts payload``
     after ``lease`` returned; ``ACKING id token started_at payload`` before
-    ``ack``, then ``ACK ...`` (it returned True) or ``NACK ...`` (False).
+    ``ack``, then ``ACK id token started_at payload ended_at`` (it returned
+    True) or ``NACK ...`` (False); :data:`KILLS_LOG`, when present: the
+    ``started ended`` times of each round of connection kills.
     Payloads are ``producer:batch:index:size``, so half-stored batches show.
     A message is lost when its put returned and no ack of it returned True,
-    unless an ack of it was cut off by a SIGKILL before its result was logged:
-    those are counted in ``extra["ack-unconfirmed"]``, not as lost.
+    unless an ack of it was cut off by a SIGKILL before its result was logged,
+    or returned False while connections were being killed (it may have deleted
+    the message before its reply was lost): those are counted in
+    ``extra["ack-unconfirmed"]``, not as lost.
     """
+    kills = [(float(row[0]), float(row[1])) for row in _lines(logs, KILLS_LOG) if len(row) == 2]
     returned = {row[0] for row in _lines(logs, "put-*.log")}
     leases: list[Lease] = []
     settled: dict[str, float] = {}
@@ -152,7 +160,9 @@ def audit(report: CampaignReport, logs: Path) -> CampaignReport:
                 redelivered.add(row[1])
         elif row[0] == "ACKING" and len(row) == 5:
             pending[row[2]] = row[4]
-        elif row[0] in ("ACK", "NACK") and len(row) == 5:
+        elif row[0] in ("ACK", "NACK") and len(row) == 6:
+            if row[0] == "NACK" and _overlaps(float(row[3]), float(row[5]), kills):
+                continue  # judged like an ack whose result was never seen
             pending.pop(row[2], None)
             # A refused ack leaves its lease standing until leased_until, as the store said.
             if row[0] == "ACK":
@@ -178,7 +188,20 @@ def audit(report: CampaignReport, logs: Path) -> CampaignReport:
     report.double_acked = sum(1 for n in acked.values() if n > 1)
     report.double_leased = len(double_leases)
     report.half_batches = sum(1 for key, got in batches.items() if len(got) != sizes[key])
-    report.problems += [f"lost: {p}" for p in lost[:5]] + [
+    report.problems += [f"lost: {p} ({_history(p, logs)})" for p in lost[:5]] + [
         f"double lease: {d}" for d in double_leases[:5]
     ]
     return report
+
+
+def _overlaps(started: float, ended: float, spans: list[tuple[float, float]]) -> bool:
+    """Whether ``[started, ended]`` meets any of ``spans`` (within :data:`CLOCK_MARGIN`)."""
+    return any(
+        started - CLOCK_MARGIN <= end and begin <= ended + CLOCK_MARGIN for begin, end in spans
+    )
+
+
+def _history(payload: str, logs: Path) -> str:
+    """What the consumers' logs say happened to ``payload``, for a problem report."""
+    events = [row[0] for row in _lines(logs, "lease-*.log") if payload in row]
+    return ", ".join(events) if events else "never leased"

@@ -13,7 +13,7 @@ from localqueue.errors import StoreError
 from localqueue.protocols import ConnectionKillable
 from localqueue.registry import open_queue_store
 from localqueue.testing.campaigns import _children
-from localqueue.testing.campaigns._report import CampaignReport, audit
+from localqueue.testing.campaigns._report import KILLS_LOG, CampaignReport, audit
 from localqueue.testing.campaigns.crash import _purge, fresh_queue, store_label
 
 
@@ -39,7 +39,11 @@ def run_connection_kills(
     connection of the store's namespace (the ``ConnectionKillable`` hook) at
     random intervals; then the kills stop and the queue is drained. The logs
     are audited as in the crash campaign (``kills`` counts kill rounds,
-    ``extra["connections-closed"]`` the connections the server closed).
+    ``extra["connections-closed"]`` the connections the server closed). An ack
+    that returned False while a kill round ran may have deleted the message
+    before its reply was lost (a store retrying it then finds nothing to
+    delete, as documented), so it counts in ``extra["ack-unconfirmed"]``; any
+    other ack that returned False for a message nobody acked is a loss.
     Children that exit with an error count in ``errors``. Stores without the
     hook (embedded engines) are skipped.
     """
@@ -65,13 +69,16 @@ def run_connection_kills(
                 consume = (url, queue, logs, f"c{n}", lease_timeout)
                 children.append(_children.spawn("consume", *consume, setup=setup, tolerant=True))
             end = time.monotonic() + seconds
-            while time.monotonic() < end:
-                time.sleep(rng.uniform(*interval))
-                try:
-                    closed += store.kill_connections()
-                    report.kills += 1
-                except StoreError as exc:
-                    report.problems.append(f"kill hook failed: {exc}")
+            with (logs / KILLS_LOG).open("a", buffering=1) as kills:
+                while time.monotonic() < end:
+                    time.sleep(rng.uniform(*interval))
+                    before = time.time()
+                    try:
+                        closed += store.kill_connections()
+                        report.kills += 1
+                    except StoreError as exc:
+                        report.problems.append(f"kill hook failed: {exc}")
+                    kills.write(f"{before:.6f} {time.time():.6f}\n")
             for p in children[:producers]:
                 try:
                     code = p.wait(drain_timeout)
