@@ -27,6 +27,7 @@ from localqueue.stores.lmdb import (
     _dead_key,
     _decode,
     _hash_key,
+    _next_seq,
     _pack,
     _prefix,
     _ready_key,
@@ -35,7 +36,8 @@ from localqueue.stores.lmdb import (
 from localqueue.validation import MAX_PRIORITY, QUEUE_NAME_PATTERN
 
 if TYPE_CHECKING:
-    from localqueue.stores.lmdb import Record, Txn, _Environment
+    from localqueue.stores._lmdb_env import Environment, Txn
+    from localqueue.stores.lmdb import Record
 
 _INDEXES = ("delivery", "dead-letter")
 
@@ -58,7 +60,7 @@ class _Ref:
 class Survey:
     """Every record and index entry of one environment, as one transaction saw them."""
 
-    shared: _Environment
+    shared: Environment
     records: dict[bytes, Record | _BadRecord] = field(default_factory=dict)
     refs: dict[bytes, list[_Ref]] = field(default_factory=dict)
     entries: list[_Ref] = field(default_factory=list)
@@ -164,7 +166,7 @@ class Survey:
                 failed_key, seq = _DEAD_TAIL.unpack_from(ref.key, n)
                 return _damaged_record(ref.queue, bad, now, 0, seq, _unsortable(failed_key))
         queue = next((ref.queue for ref in self.refs.get(id_key, ())), ORPHAN_QUEUE)
-        return _damaged_record(queue, bad, now, 0, self.shared.next_seq(txn, 1), now)
+        return _damaged_record(queue, bad, now, 0, _next_seq(self.shared, txn, 1), now)
 
 
 def _ref_id(ref: _Ref) -> bytes:
@@ -180,7 +182,7 @@ def _entry_queue(key: bytes) -> str | None:
     return queue if sep and QUEUE_NAME_PATTERN.fullmatch(queue) else None
 
 
-def survey(shared: _Environment, txn: Txn) -> Survey:
+def survey(shared: Environment, txn: Txn) -> Survey:
     """Read every record and index entry of the environment in ``txn``."""
     result = Survey(shared)
     for id_key, raw in txn.cursor(db=shared.messages):

@@ -23,12 +23,15 @@ process-shared mutex: writers queue instead of failing, so there is no busy
 timeout to configure. An environment may only be opened once per process, so
 handles on the same directory share one, and nothing opened before a
 ``fork()`` is usable in the child.
+
+The environment underneath (sharing it per directory, fork safety, map growth,
+the disk reserve) is engine plumbing and lives in ``_lmdb_env``; this module
+is the queue and attempt semantics over it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import functools
 import hashlib
 import itertools
@@ -38,7 +41,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Self, TypeAlias, TypeVar, cast
+from typing import Any, Self, TypeAlias, TypeVar, cast
 
 import lmdb
 import msgpack
@@ -47,9 +50,7 @@ from localqueue.errors import (
     AttemptStoreLockedError,
     ConfigurationError,
     Full,
-    LocalQueueError,
     QueueStoreLockedError,
-    SchemaVersionError,
     StoreClosedError,
     StoreCorruptedError,
     StoreError,
@@ -59,6 +60,7 @@ from localqueue.kit import (
     SERIALIZER_OPTION,
     Capability,
     ClosingContext,
+    ErrorRule,
     QueueMessage,
     QueueStats,
     RetryRecord,
@@ -70,11 +72,20 @@ from localqueue.kit import (
     new_message_ids,
     next_attempt,
     ready_message,
+    translating,
     with_failure,
 )
 from localqueue.protocols import Clock, Damage, Fault, FaultKind, PurgeTarget
 from localqueue.registry import PathBackend
 from localqueue.serializers import DEFAULT_SERIALIZER, Serializer, get_serializer
+from localqueue.stores._lmdb_env import (
+    SCHEMA_VERSION,
+    Environment,
+    FaultyTxn,
+    Txn,
+    acquire,
+    release,
+)
 from localqueue.urls import Option, StoreURL
 from localqueue.validation import (
     MAX_PRIORITY,
@@ -105,9 +116,6 @@ __all__ = [
     "backend",
 ]
 
-SCHEMA_VERSION = 1
-"""The layout version this release writes; a newer one is refused."""
-
 DEFAULT_MAP_SIZE = 1 << 30
 """1 GiB: the file is sparse, so this reserves address space, not disk."""
 
@@ -118,6 +126,14 @@ Capped at an eighth of the filesystem, so that a small one still takes messages.
 """
 
 logger = logging.getLogger(__name__)
+
+_POLL_INTERVAL = 0.005  # cross-process wake-up latency bound of wait()
+
+T = TypeVar("T")
+Record = list[Any]
+
+
+# -- options ---------------------------------------------------------------------------
 
 OPTIONS: dict[str, Option[Any]] = {
     "serializer": SERIALIZER_OPTION,
@@ -140,63 +156,49 @@ OPTIONS: dict[str, Option[Any]] = {
 }
 """The query-string options of ``lmdb://`` URLs."""
 
-_POLL_INTERVAL = 0.005  # cross-process wake-up latency bound of wait()
-_MAX_GROWTH_TRIES = 1
-
-# Record fields (a msgpack list): short and positional, this is internal metadata.
-_F_QUEUE, _F_STATE, _F_PRIORITY, _F_SEQ, _F_CREATED, _F_AVAILABLE = 0, 1, 2, 3, 4, 5
-_F_ATTEMPTS, _F_LEASED_BY, _F_TOKEN, _F_ERROR, _F_FAILED, _F_DEDUP = 6, 7, 8, 9, 10, 11
-_F_CODEC, _F_PAYLOAD = 12, 13
-
-# Plain ints of the kit's codes: compared on every record, so no enum lookups.
-_READY, _INFLIGHT, _DEAD = (int(s) for s in StoredState)
-_STATE_BYTE = {_READY: b"\x00", _INFLIGHT: b"\x01"}
-
-_TAIL = struct.Struct(">IQQ")  # ~priority, sortable time, seq
-_PRIO = struct.Struct(">I")
-_DEAD_TAIL = struct.Struct(">QQ")  # sortable failed_at, seq
-_U64 = struct.Struct(">Q")
-_F64 = struct.Struct(">d")
-_SIGN = 1 << 63
-_ALL_BITS = (1 << 64) - 1
-_MAX_KEY = 511  # LMDB's default key size limit
-
-_SCHEMA_KEY = b"schema_version"
-_SEQ_KEY = b"seq"
-
-T = TypeVar("T")
-if TYPE_CHECKING:
-    Txn: TypeAlias = lmdb.Transaction[bytes]
-else:  # the runtime class is not generic; only the stubs are
-    Txn = lmdb.Transaction
-Record = list[Any]
+# The constructors check their arguments with these same options, so a value is
+# accepted as an argument exactly when it would be as URL text; these say why not.
+_BAD_ARGUMENT = {
+    "durability": "durability must be 'sync' or 'nosync', not {value!r}",
+    "map_size": "map_size must be an int of at least 1 MiB",
+    "max_readers": "max_readers must be a positive int",
+    "disk_reserve": "disk_reserve must be an int of at least 0",
+}
 
 
-def _sortable(t: float) -> int:
-    """Map a float onto an unsigned 64-bit int with the same order (exact, no rounding)."""
-    bits: int = _U64.unpack(_F64.pack(t + 0.0))[0]  # + 0.0 turns -0.0 into 0.0
-    return bits ^ _SIGN if bits < _SIGN else bits ^ _ALL_BITS
+def _check_argument(name: str, value: object) -> None:
+    """Refuse a constructor argument that :data:`OPTIONS` ``[name]`` would not give.
+
+    Raises:
+        ConfigurationError: ``value`` is not of the option's type, or its text
+            does not parse back to it (out of range, not a choice, wrong case).
+    """
+    option = OPTIONS[name]
+    try:
+        ok = (
+            isinstance(value, type(option.default))
+            and not isinstance(value, bool)
+            and option.parse(str(value)) == value
+        )
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ConfigurationError(_BAD_ARGUMENT[name].format(value=value))
 
 
-def _unsortable(u: int) -> float:
-    bits = u ^ _SIGN if u >= _SIGN else u ^ _ALL_BITS
-    (t,) = _F64.unpack(_U64.pack(bits))
-    return float(t)
+def _check_lmdb_url(url: StoreURL) -> dict[str, Any]:
+    if url.host:
+        raise ConfigurationError(
+            "lmdb URLs take no host: use lmdb:///relative/dir or lmdb:////absolute/dir"
+        )
+    if not url.path:
+        raise ConfigurationError(
+            "an lmdb URL needs a directory: lmdb:///relative/dir or lmdb:////absolute/dir"
+        )
+    return url.options(OPTIONS)
 
 
-def _hash_key(text: str) -> bytes:
-    # Dedup and retry keys may be 512 characters, beyond LMDB's key limit.
-    return hashlib.blake2b(text.encode(), digest_size=20).digest()
-
-
-def _id_key(message_id: object) -> bytes | None:
-    if not isinstance(message_id, str):
-        return None
-    key = message_id.encode()
-    return key if 0 < len(key) <= _MAX_KEY else None
-
-
-# -- engine errors -------------------------------------------------------------
+# -- error translation -----------------------------------------------------------------
 
 _LOCKED = (lmdb.LockError, lmdb.ReadersFullError, lmdb.BadRslotError)
 _CORRUPT = (
@@ -209,24 +211,21 @@ _CORRUPT = (
 )
 
 
-@contextlib.contextmanager
-def _engine_errors(locked: type[StoreLockedError], path: str) -> Iterator[None]:
-    """Translate py-lmdb's exceptions into localqueue's tree."""
-    try:
-        yield
-    except LocalQueueError:
-        raise
-    except _LOCKED as exc:
-        raise locked(f"LMDB store {path!r} is locked or out of reader slots: {exc}") from exc
-    except _CORRUPT as exc:
-        raise StoreCorruptedError(f"LMDB store {path!r} is damaged or not LMDB: {exc}") from exc
-    except lmdb.MapFullError as exc:
-        raise StoreError(
-            f"LMDB store {path!r} is full and could not grow its map: {exc}; "
-            "raise the map_size option or free disk space"
-        ) from exc
-    except (lmdb.Error, OSError) as exc:
-        raise StoreError(f"LMDB store {path!r}: {type(exc).__name__}: {exc}") from exc
+def _error_rules(locked: type[StoreLockedError], path: str) -> list[ErrorRule]:
+    """How py-lmdb's exceptions on the store at ``path`` map onto localqueue's tree."""
+    where = f"LMDB store {path!r}"
+    return [
+        (_LOCKED, lambda e: locked(f"{where} is locked or out of reader slots: {e}")),
+        (_CORRUPT, lambda e: StoreCorruptedError(f"{where} is damaged or not LMDB: {e}")),
+        (
+            lmdb.MapFullError,
+            lambda e: StoreError(
+                f"{where} is full and could not grow its map: {e}; "
+                "raise the map_size option or free disk space"
+            ),
+        ),
+        ((lmdb.Error, OSError), lambda e: StoreError(f"{where}: {type(e).__name__}: {e}")),
+    ]
 
 
 def _disk_full(exc: BaseException) -> bool:
@@ -236,6 +235,116 @@ def _disk_full(exc: BaseException) -> bool:
     return isinstance(cause, lmdb.DiskError) or (
         isinstance(cause, lmdb.Error) and "Input/output error" in str(cause)
     )
+
+
+# -- engine handle ---------------------------------------------------------------------
+
+LMDB_FAULTS: frozenset[FaultKind] = frozenset({"engine_error"})
+"""The faults the LMDB stores simulate. Not ``locked``: LMDB writers queue on
+a mutex without a timeout, so there is no lock timeout to exercise."""
+
+
+class _LMDBHandle(ClosingContext):
+    """What both stores share: opening, closing and running transactions."""
+
+    _locked_error: type[StoreLockedError] = StoreLockedError
+    _kind = "store"
+    faults = LMDB_FAULTS
+    """Faults :meth:`inject_fault` simulates (see ``localqueue.protocols.FaultInjectable``)."""
+    _fault_after: int | None = None
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        durability: str,
+        map_size: int,
+        max_readers: int,
+        clock: Clock | None,
+        disk_reserve: int = DEFAULT_DISK_RESERVE,
+    ) -> None:
+        _check_argument("durability", durability)
+        _check_argument("map_size", map_size)
+        _check_argument("max_readers", max_readers)
+        _check_argument("disk_reserve", disk_reserve)
+        self.path = os.fspath(path)
+        self.durability = durability
+        self._clock: Clock = clock or time.time
+        self._rules = _error_rules(self._locked_error, self.path)
+        with translating(self._rules):
+            self._env: Environment | None = acquire(
+                self.path, durability, map_size, max_readers, disk_reserve
+            )
+
+    def _shared(self) -> Environment:
+        shared = self._env
+        if shared is None:
+            raise StoreClosedError(f"the LMDB {self._kind} {self.path!r} is closed")
+        if shared.forked:
+            raise StoreError(
+                f"the LMDB {self._kind} {self.path!r} was opened before fork(); "
+                "open a new store in the child process"
+            )
+        return shared
+
+    def _write(self, fn: Callable[[Environment, Txn], T]) -> T:
+        shared = self._shared()
+        after = self._fault_after
+        with translating(self._rules):
+            if after is not None:
+                return shared.run(True, lambda txn: fn(shared, cast(Txn, FaultyTxn(txn, after))))
+            return shared.run(True, lambda txn: fn(shared, txn))
+
+    @contextlib.contextmanager
+    def inject_fault(self, fault: Fault) -> Iterator[None]:
+        """Test hook: fail this handle's write transactions as ``fault`` says.
+
+        Only ``engine_error``: each write transaction raises ``lmdb.TxnFullError``
+        at its write after ``fault.after`` ones (puts, deletes, each item of a
+        ``putmulti``), so the real transaction aborts what it wrote. See
+        ``localqueue.protocols.FaultInjectable``.
+        """
+        if fault.kind not in self.faults:
+            raise ConfigurationError(f"LMDB stores cannot simulate a {fault.kind!r} fault")
+        self._fault_after = int(fault.after)
+        try:
+            yield
+        finally:
+            self._fault_after = None
+
+    def _read(self, fn: Callable[[Environment, Txn], T]) -> T:
+        shared = self._shared()
+        with translating(self._rules):
+            return shared.run(False, lambda txn: fn(shared, txn))
+
+    def close(self) -> None:
+        """Release this handle; the environment closes with its last handle. Idempotent."""
+        shared, self._env = self._env, None
+        if shared is not None:
+            with translating(self._rules):
+                release(shared)
+
+
+# -- message building ------------------------------------------------------------------
+
+# Record fields (a msgpack list): short and positional, this is internal metadata.
+_F_QUEUE, _F_STATE, _F_PRIORITY, _F_SEQ, _F_CREATED, _F_AVAILABLE = 0, 1, 2, 3, 4, 5
+_F_ATTEMPTS, _F_LEASED_BY, _F_TOKEN, _F_ERROR, _F_FAILED, _F_DEDUP = 6, 7, 8, 9, 10, 11
+_F_CODEC, _F_PAYLOAD = 12, 13
+
+# Plain ints of the kit's codes: compared on every record, so no enum lookups.
+_READY, _INFLIGHT, _DEAD = (int(s) for s in StoredState)
+_STATE_BYTE = {_READY: b"\x00", _INFLIGHT: b"\x01"}
+
+_local = threading.local()
+
+
+def _pack(record: Record) -> bytes:
+    # A Packer per thread: building one per call costs as much as the packing.
+    packer = getattr(_local, "packer", None)
+    if packer is None:
+        packer = _local.packer = msgpack.Packer(use_bin_type=True)
+    data: bytes = packer.pack(record)
+    return data
 
 
 def _unpack(value: bytes, what: str) -> Record:
@@ -310,493 +419,91 @@ def _damaged_record(
             "msgpack", msgpack.packb(bad.raw, use_bin_type=True)]  # fmt: skip
 
 
-_local = threading.local()
-
-
-def _pack(record: Record) -> bytes:
-    # A Packer per thread: building one per call costs as much as the packing.
-    packer = getattr(_local, "packer", None)
-    if packer is None:
-        packer = _local.packer = msgpack.Packer(use_bin_type=True)
-    data: bytes = packer.pack(record)
-    return data
-
-
-# -- the shared environment ------------------------------------------------------
-
-
-class _Environment:
-    """One open LMDB environment, shared by every store handle on it in this process.
-
-    LMDB forbids opening an environment twice in a process (its fcntl locks
-    belong to the process), so handles are reference-counted here. The gate
-    counts running transactions because the map may only be resized while
-    none is running in this process.
-    """
-
-    def __init__(
-        self, path: str, durability: str, map_size: int, max_readers: int, disk_reserve: int
-    ) -> None:
-        self.path = path
-        self.durability = durability
-        if disk_reserve:
-            fs = os.statvfs(path)
-            disk_reserve = min(disk_reserve, fs.f_blocks * fs.f_frsize // 8)
-        self.disk_reserve = disk_reserve
-        self._data_fd: int | None = None
-        self._allocated = 0
-        self.refs = 0
-        self.forked = False
-        self._active = 0
-        self._resizing = False
-        self._gate = threading.Condition()
-        # Wakes wait() callers of this process; other processes are polled.
-        self.changed = threading.Condition()
-        self.waiters = 0
-        sync = durability == "sync"
-        self.env = lmdb.open(
-            path,
-            map_size=map_size,
-            subdir=True,
-            max_dbs=8,
-            max_readers=max_readers,
-            sync=sync,
-            metasync=sync,
-            lock=True,
-            max_spare_txns=4,
-        )
-        try:
-            self._check_file_size()
-            if disk_reserve:
-                # LMDB locks only lock.mdb, so a descriptor of our own on data.mdb is safe.
-                self._data_fd = os.open(os.path.join(path, "data.mdb"), os.O_RDWR | os.O_CLOEXEC)
-                self._allocated = os.fstat(self._data_fd).st_size
-            self.env.reader_check()  # clear slots left by killed processes
-            with self.env.begin(write=True) as txn:
-                self.meta = self.env.open_db(b"meta", txn=txn)
-                self.messages = self.env.open_db(b"messages", txn=txn)
-                self.ready = self.env.open_db(b"ready", txn=txn)
-                self.dead = self.env.open_db(b"dead", txn=txn)
-                self.dedup = self.env.open_db(b"dedup", txn=txn)
-                self.retry = self.env.open_db(b"retry", txn=txn)
-                self._check_schema(txn)
-        except BaseException:
-            self.close()
-            raise
-
-    def close(self) -> None:
-        """Close the environment and the descriptor the disk reserve is kept through."""
-        self.env.close()
-        fd, self._data_fd = self._data_fd, None
-        if fd is not None:
-            os.close(fd)
-
-    def make_room(self, needed: int) -> None:
-        """Before a write that adds messages: keep ``disk_reserve`` bytes for drains.
-
-        LMDB takes new pages from its free list, then past the last page, and
-        only the latter grows ``data.mdb``. Keeping ``disk_reserve`` bytes (plus
-        ``needed`` for this write) allocated past the last page means that once
-        the disk is full, the reserve is still there for leases and acks, which
-        then recycle the pages acks free. Call inside the write transaction, so
-        no other writer moves the last page meanwhile.
-
-        Raises:
-            StoreError: The disk has no room for this write and the reserve.
-        """
-        fd = self._data_fd
-        if fd is None:
-            return
-        end = (self.env.info()["last_pgno"] + 1) * self.env.stat()["psize"]
-        wanted = end + self.disk_reserve + needed
-        if wanted <= self._allocated:
-            return
-        self._allocated = max(self._allocated, os.fstat(fd).st_size)  # others may have grown it
-        if wanted <= self._allocated:
-            return
-        # Grow in steps, so that most writes skip the system call.
-        step = min(max(self.disk_reserve, end // 8), 64 << 20)
-        for target in (wanted + step, wanted):
-            try:
-                _allocate(fd, self._allocated, target)
-            except OSError as exc:
-                if exc.errno not in (errno.ENOSPC, errno.EDQUOT) or target == wanted:
-                    raise StoreError(
-                        f"LMDB store {self.path!r} is refusing new messages: the disk has no "
-                        f"room for {needed} more bytes and the {self.disk_reserve}-byte reserve "
-                        f"kept so consumers can drain it ({exc.strerror})"
-                    ) from exc
-            else:
-                self._allocated = target
-                return
-
-    def _check_file_size(self) -> None:
-        # LMDB maps the file; touching a page past a truncated end kills the
-        # process with SIGBUS, so a short file is refused before any read.
-        needed = (self.env.info()["last_pgno"] + 1) * self.env.stat()["psize"]
-        actual = os.stat(os.path.join(self.path, "data.mdb")).st_size
-        if actual < needed:
-            raise StoreCorruptedError(
-                f"LMDB store {self.path!r} is truncated: data.mdb has {actual} bytes, "
-                f"its pages need {needed}"
-            )
-
-    def _check_schema(self, txn: Txn) -> None:
-        stored = txn.get(_SCHEMA_KEY, db=self.meta)
-        if stored is None:
-            txn.put(_SCHEMA_KEY, str(SCHEMA_VERSION).encode(), db=self.meta)
-            return
-        try:
-            found = int(stored)
-        except ValueError:
-            raise StoreCorruptedError(
-                f"LMDB store {self.path!r} has a malformed schema version {stored!r}"
-            ) from None
-        if found > SCHEMA_VERSION:
-            raise SchemaVersionError(found, SCHEMA_VERSION)
-        if found < 1:
-            raise StoreCorruptedError(f"LMDB store {self.path!r} has schema version {found}")
-
-    @contextlib.contextmanager
-    def transaction(self, write: bool) -> Iterator[Txn]:
-        """One transaction, counted so a map resize can wait for it."""
-        with self._gate:
-            while self._resizing:
-                self._gate.wait()
-            self._active += 1
-        try:
-            with self.env.begin(write=write) as txn:
-                yield txn
-        finally:
-            self._leave()
-
-    def _leave(self) -> None:
-        with self._gate:
-            self._active -= 1
-            if self._resizing and self._active == 0:
-                self._gate.notify_all()
-
-    @contextlib.contextmanager
-    def exclusive(self) -> Iterator[None]:
-        """Hold off every transaction of this process."""
-        self.pause()
-        try:
-            yield
-        finally:
-            self.resume()
-
-    def pause(self) -> None:
-        """Wait for running transactions to end and hold off new ones until :meth:`resume`."""
-        with self._gate:
-            while self._resizing:
-                self._gate.wait()
-            self._resizing = True
-            while self._active:
-                self._gate.wait()
-
-    def resume(self) -> None:
-        """Let transactions start again."""
-        with self._gate:
-            self._resizing = False
-            self._gate.notify_all()
-
-    def grow(self, seen_size: int) -> None:
-        """Double the map, unless another thread already grew it past ``seen_size``."""
-        with self.exclusive():
-            size = self.env.info()["map_size"]
-            if size <= seen_size:
-                self.env.set_mapsize(size * 2)
-
-    def adopt_size(self) -> None:
-        """Take over the larger map size another process has set."""
-        with self.exclusive():
-            self.env.set_mapsize(0)
-
-    def run(self, write: bool, fn: Callable[[Txn], T]) -> T:
-        """Run ``fn`` in one transaction, growing or adopting the map size once if needed."""
-        for attempt in range(_MAX_GROWTH_TRIES + 1):
-            size = self.env.info()["map_size"]
-            try:
-                with self.transaction(write) as txn:
-                    return fn(txn)
-            except lmdb.MapFullError:
-                if attempt == _MAX_GROWTH_TRIES:
-                    raise
-                self.grow(size)
-            except lmdb.MapResizedError:
-                if attempt == _MAX_GROWTH_TRIES:
-                    raise
-                self.adopt_size()
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def notify(self) -> None:
-        """Wake this process's waiters after a commit that made messages available."""
-        if self.waiters:
-            with self.changed:
-                self.changed.notify_all()
-
-    def next_seq(self, txn: Txn, count: int) -> int:
-        """Reserve ``count`` put sequence numbers; returns the first."""
-        raw = txn.get(_SEQ_KEY, db=self.meta)
-        first = 0 if raw is None else _U64.unpack(raw)[0]
-        txn.put(_SEQ_KEY, _U64.pack(first + count), db=self.meta)
-        return first
-
-
-_environments: dict[str, _Environment] = {}
-_environments_lock = threading.Lock()
-
-
-def _allocate(fd: int, size: int, target: int) -> None:
-    """Make the bytes of ``fd`` up to ``target`` take disk blocks (its size is ``size``)."""
-    if hasattr(os, "posix_fallocate"):
-        os.posix_fallocate(fd, 0, target)
-        return
-    # No posix_fallocate (macOS): write zeros past the end, which LMDB never reads.
-    chunk = b"\0" * (1 << 20)
-    while size < target:
-        size += os.pwrite(fd, chunk[: target - size], size)
-
-
-def _acquire(
-    path: str, durability: str, map_size: int, max_readers: int, disk_reserve: int
-) -> _Environment:
-    os.makedirs(path, exist_ok=True)
-    key = os.path.realpath(path)
-    with _environments_lock:
-        shared = _environments.get(key)
-        if shared is None:
-            shared = _Environment(key, durability, map_size, max_readers, disk_reserve)
-            _environments[key] = shared
-        elif shared.durability != durability:
-            raise ConfigurationError(
-                f"LMDB store {key!r} is already open in this process with "
-                f"durability={shared.durability}; one process uses one durability per store"
-            )
-        shared.refs += 1
-        return shared
-
-
-def _release(shared: _Environment) -> None:
-    with _environments_lock:
-        shared.refs -= 1
-        if shared.refs > 0 or shared.forked:
-            return
-        if _environments.get(shared.path) is shared:
-            del _environments[shared.path]
-    with shared.exclusive():
-        shared.close()
-    with shared.changed:
-        shared.changed.notify_all()
-
-
-# An LMDB environment must not be used across fork(). Forking waits for this
-# process's running transactions to end, so the child inherits none; the child
-# then closes the inherited environments (LMDB clears only the child's own
-# reader slots, i.e. none) and can open the same directories afresh.
-
-
-def _pause_before_fork() -> None:
-    _environments_lock.acquire()
-    for shared in _environments.values():
-        shared.pause()
-
-
-def _resume_in_parent() -> None:
-    for shared in _environments.values():
-        shared.resume()
-    _environments_lock.release()
-
-
-def _forget_in_child() -> None:
-    global _environments_lock
-    _environments_lock = threading.Lock()
-    for shared in _environments.values():
-        shared.forked = True
-        with contextlib.suppress(Exception):
-            shared.close()
-    _environments.clear()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(
-        before=_pause_before_fork,
-        after_in_parent=_resume_in_parent,
-        after_in_child=_forget_in_child,
+def _message(rec: Record, message_id: str, now: float, token: str | None = None) -> QueueMessage:
+    """The :class:`QueueMessage` a record stands for at ``now``."""
+    state = rec[_F_STATE]
+    available_at = rec[_F_AVAILABLE]
+    effective, leased_until = effective_state(state, available_at, now)
+    return build_message(
+        {
+            "id": message_id,
+            "queue": rec[_F_QUEUE],
+            "state": effective,
+            "payload": rec[_F_PAYLOAD],
+            "codec": rec[_F_CODEC],
+            "attempts": rec[_F_ATTEMPTS],
+            "created_at": rec[_F_CREATED],
+            "available_at": available_at,
+            "priority": rec[_F_PRIORITY],
+            "leased_until": leased_until,
+            "leased_by": rec[_F_LEASED_BY],
+            "lease_token": token,
+            "last_error": rec[_F_ERROR],
+            "failed_at": rec[_F_FAILED],
+            "dedup_key": rec[_F_DEDUP],
+        }
     )
 
 
-def _check_lmdb_url(url: StoreURL) -> dict[str, Any]:
-    if url.host:
-        raise ConfigurationError(
-            "lmdb URLs take no host: use lmdb:///relative/dir or lmdb:////absolute/dir"
-        )
-    if not url.path:
-        raise ConfigurationError(
-            "an lmdb URL needs a directory: lmdb:///relative/dir or lmdb:////absolute/dir"
-        )
-    return url.options(OPTIONS)
+# Retry record fields: key, attempts, first_attempt_at, last_attempt_at, exhausted, last_error.
 
 
-class _FaultyCursor:
-    """A cursor whose writes spend a :class:`_FaultyTxn`'s budget."""
-
-    def __init__(self, cursor: Any, txn: _FaultyTxn) -> None:
-        self._cursor = cursor
-        self._txn = txn
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._cursor, name)
-
-    def __iter__(self) -> Any:
-        return iter(self._cursor)
-
-    def put(self, *args: Any, **kwargs: Any) -> Any:
-        self._txn.spend(1)
-        return self._cursor.put(*args, **kwargs)
-
-    def delete(self, *args: Any, **kwargs: Any) -> Any:
-        self._txn.spend(1)
-        return self._cursor.delete(*args, **kwargs)
-
-    def putmulti(self, items: Any, *args: Any, **kwargs: Any) -> Any:
-        items = list(items)
-        allowed = self._txn.remaining
-        if allowed < len(items):
-            # Write the part the budget allows for real, so the abort has work to undo.
-            self._cursor.putmulti(items[: max(allowed, 0)], *args, **kwargs)
-        self._txn.spend(len(items))  # raises when over budget
-        return self._cursor.putmulti(items, *args, **kwargs)
+def _retry_record(raw: bytes, key: str) -> RetryRecord:
+    fields = _unpack(raw, f"retry {key!r}")
+    try:
+        return RetryRecord(key, *fields[1:6])
+    except TypeError as exc:
+        raise StoreCorruptedError(f"LMDB retry record {key!r} has an unknown shape") from exc
 
 
-class _FaultyTxn:
-    """A write transaction that fails, with a native ``lmdb.Error``, past ``remaining`` writes.
-
-    py-lmdb cannot make a write fail on demand, so the exception is raised
-    here; the writes before it are real and the real transaction aborts them.
-    """
-
-    def __init__(self, txn: Txn, remaining: int) -> None:
-        self._txn = txn
-        self.remaining = remaining
-
-    def spend(self, writes: int) -> None:
-        self.remaining -= writes
-        if self.remaining < 0:
-            raise lmdb.TxnFullError("localqueue: injected engine fault")
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._txn, name)
-
-    def put(self, *args: Any, **kwargs: Any) -> Any:
-        self.spend(1)
-        return self._txn.put(*args, **kwargs)
-
-    def delete(self, *args: Any, **kwargs: Any) -> Any:
-        self.spend(1)
-        return self._txn.delete(*args, **kwargs)
-
-    def replace(self, *args: Any, **kwargs: Any) -> Any:
-        self.spend(1)
-        return self._txn.replace(*args, **kwargs)
-
-    def pop(self, *args: Any, **kwargs: Any) -> Any:
-        self.spend(1)
-        return self._txn.pop(*args, **kwargs)
-
-    def cursor(self, *args: Any, **kwargs: Any) -> _FaultyCursor:
-        return _FaultyCursor(self._txn.cursor(*args, **kwargs), self)
+def _retry_value(record: RetryRecord) -> bytes:
+    return _pack(
+        [
+            record.key,
+            record.attempts,
+            record.first_attempt_at,
+            record.last_attempt_at,
+            record.exhausted,
+            record.last_error,
+        ]
+    )
 
 
-LMDB_FAULTS: frozenset[FaultKind] = frozenset({"engine_error"})
-"""The faults the LMDB stores simulate. Not ``locked``: LMDB writers queue on
-a mutex without a timeout, so there is no lock timeout to exercise."""
+# -- queue store -----------------------------------------------------------------------
+
+_TAIL = struct.Struct(">IQQ")  # ~priority, sortable time, seq
+_PRIO = struct.Struct(">I")
+_DEAD_TAIL = struct.Struct(">QQ")  # sortable failed_at, seq
+_U64 = struct.Struct(">Q")
+_F64 = struct.Struct(">d")
+_SIGN = 1 << 63
+_ALL_BITS = (1 << 64) - 1
+_MAX_KEY = 511  # LMDB's default key size limit
+_SEQ_KEY = b"seq"
 
 
-class _LMDBHandle(ClosingContext):
-    """What both stores share: opening, closing and running transactions."""
-
-    _locked_error: type[StoreLockedError] = StoreLockedError
-    _kind = "store"
-    faults = LMDB_FAULTS
-    """Faults :meth:`inject_fault` simulates (see ``localqueue.protocols.FaultInjectable``)."""
-    _fault_after: int | None = None
-
-    def __init__(
-        self,
-        path: str | os.PathLike[str],
-        durability: str,
-        map_size: int,
-        max_readers: int,
-        clock: Clock | None,
-        disk_reserve: int = DEFAULT_DISK_RESERVE,
-    ) -> None:
-        if durability not in ("sync", "nosync"):
-            raise ConfigurationError(f"durability must be 'sync' or 'nosync', not {durability!r}")
-        if isinstance(map_size, bool) or not isinstance(map_size, int) or map_size < 1 << 20:
-            raise ConfigurationError("map_size must be an int of at least 1 MiB")
-        if isinstance(max_readers, bool) or not isinstance(max_readers, int) or max_readers < 1:
-            raise ConfigurationError("max_readers must be a positive int")
-        if isinstance(disk_reserve, bool) or not isinstance(disk_reserve, int) or disk_reserve < 0:
-            raise ConfigurationError("disk_reserve must be an int of at least 0")
-        self.path = os.fspath(path)
-        self.durability = durability
-        self._clock: Clock = clock or time.time
-        with _engine_errors(self._locked_error, self.path):
-            self._env: _Environment | None = _acquire(
-                self.path, durability, map_size, max_readers, disk_reserve
-            )
-
-    def _shared(self) -> _Environment:
-        shared = self._env
-        if shared is None:
-            raise StoreClosedError(f"the LMDB {self._kind} {self.path!r} is closed")
-        if shared.forked:
-            raise StoreError(
-                f"the LMDB {self._kind} {self.path!r} was opened before fork(); "
-                "open a new store in the child process"
-            )
-        return shared
-
-    def _write(self, fn: Callable[[_Environment, Txn], T]) -> T:
-        shared = self._shared()
-        after = self._fault_after
-        with _engine_errors(self._locked_error, self.path):
-            if after is not None:
-                return shared.run(True, lambda txn: fn(shared, cast(Txn, _FaultyTxn(txn, after))))
-            return shared.run(True, lambda txn: fn(shared, txn))
-
-    @contextlib.contextmanager
-    def inject_fault(self, fault: Fault) -> Iterator[None]:
-        """Test hook: fail this handle's write transactions as ``fault`` says.
-
-        Only ``engine_error``: each write transaction raises ``lmdb.TxnFullError``
-        at its write after ``fault.after`` ones (puts, deletes, each item of a
-        ``putmulti``), so the real transaction aborts what it wrote. See
-        ``localqueue.protocols.FaultInjectable``.
-        """
-        if fault.kind not in self.faults:
-            raise ConfigurationError(f"LMDB stores cannot simulate a {fault.kind!r} fault")
-        self._fault_after = int(fault.after)
-        try:
-            yield
-        finally:
-            self._fault_after = None
-
-    def _read(self, fn: Callable[[_Environment, Txn], T]) -> T:
-        shared = self._shared()
-        with _engine_errors(self._locked_error, self.path):
-            return shared.run(False, lambda txn: fn(shared, txn))
-
-    def close(self) -> None:
-        """Release this handle; the environment closes with its last handle. Idempotent."""
-        shared, self._env = self._env, None
-        if shared is not None:
-            with _engine_errors(self._locked_error, self.path):
-                _release(shared)
+def _sortable(t: float) -> int:
+    """Map a float onto an unsigned 64-bit int with the same order (exact, no rounding)."""
+    bits: int = _U64.unpack(_F64.pack(t + 0.0))[0]  # + 0.0 turns -0.0 into 0.0
+    return bits ^ _SIGN if bits < _SIGN else bits ^ _ALL_BITS
 
 
-# -- queue store ---------------------------------------------------------------
+def _unsortable(u: int) -> float:
+    bits = u ^ _SIGN if u >= _SIGN else u ^ _ALL_BITS
+    (t,) = _F64.unpack(_U64.pack(bits))
+    return float(t)
+
+
+def _hash_key(text: str) -> bytes:
+    # Dedup and retry keys may be 512 characters, beyond LMDB's key limit.
+    return hashlib.blake2b(text.encode(), digest_size=20).digest()
+
+
+def _id_key(message_id: object) -> bytes | None:
+    if not isinstance(message_id, str):
+        return None
+    key = message_id.encode()
+    return key if 0 < len(key) <= _MAX_KEY else None
 
 
 def _prefix(queue: str) -> bytes:
@@ -811,6 +518,14 @@ def _ready_key(prefix: bytes, record: Record) -> bytes:
 
 def _dead_key(prefix: bytes, record: Record) -> bytes:
     return prefix + _DEAD_TAIL.pack(_sortable(record[_F_FAILED] or 0.0), record[_F_SEQ])
+
+
+def _next_seq(shared: Environment, txn: Txn, count: int) -> int:
+    """Reserve ``count`` put sequence numbers; returns the first."""
+    raw = txn.get(_SEQ_KEY, db=shared.meta)
+    first = 0 if raw is None else _U64.unpack(raw)[0]
+    txn.put(_SEQ_KEY, _U64.pack(first + count), db=shared.meta)
+    return first
 
 
 def _room_for(payload_bytes: int, count: int) -> int:
@@ -872,7 +587,7 @@ def _due(txn: Txn, db: Any, prefix: bytes, now_key: int, limit: int) -> list[tup
 _Entry: TypeAlias = tuple[Any, bytes]  # (index database, key)
 
 
-def _entries_of(shared: _Environment, txn: Txn, prefix: bytes, id_key: bytes) -> list[_Entry]:
+def _entries_of(shared: Environment, txn: Txn, prefix: bytes, id_key: bytes) -> list[_Entry]:
     """A queue's delivery and dead-letter index entries pointing at ``id_key``.
 
     A scan of the queue's indexes: only for damage, which has no record to
@@ -889,7 +604,7 @@ def _entries_of(shared: _Environment, txn: Txn, prefix: bytes, id_key: bytes) ->
     return found
 
 
-def _drop_dedup(shared: _Environment, txn: Txn, prefix: bytes, id_key: bytes) -> None:
+def _drop_dedup(shared: Environment, txn: Txn, prefix: bytes, id_key: bytes) -> None:
     """Delete a queue's dedup entries pointing at ``id_key`` (a scan: for damage only)."""
     for key in [k for k, v in _scan(txn, shared.dedup, prefix) if v == id_key]:
         txn.delete(key, db=shared.dedup)
@@ -980,37 +695,8 @@ class LMDBQueueStore(_LMDBHandle):
             f"durability={self.durability!r})"
         )
 
-    # -- helpers -----------------------------------------------------------------
-
-    @staticmethod
-    def _message(
-        rec: Record, message_id: str, now: float, token: str | None = None
-    ) -> QueueMessage:
-        state = rec[_F_STATE]
-        available_at = rec[_F_AVAILABLE]
-        effective, leased_until = effective_state(state, available_at, now)
-        return build_message(
-            {
-                "id": message_id,
-                "queue": rec[_F_QUEUE],
-                "state": effective,
-                "payload": rec[_F_PAYLOAD],
-                "codec": rec[_F_CODEC],
-                "attempts": rec[_F_ATTEMPTS],
-                "created_at": rec[_F_CREATED],
-                "available_at": available_at,
-                "priority": rec[_F_PRIORITY],
-                "leased_until": leased_until,
-                "leased_by": rec[_F_LEASED_BY],
-                "lease_token": token,
-                "last_error": rec[_F_ERROR],
-                "failed_at": rec[_F_FAILED],
-                "dedup_key": rec[_F_DEDUP],
-            }
-        )
-
     def _get(
-        self, shared: _Environment, txn: Txn, queue: str, id_key: bytes | None
+        self, shared: Environment, txn: Txn, queue: str, id_key: bytes | None
     ) -> Record | None:
         """The record of ``id_key`` in ``queue``, in a write transaction.
 
@@ -1028,7 +714,7 @@ class LMDBQueueStore(_LMDBHandle):
         return found if found[_F_QUEUE] == queue else None
 
     def _look(
-        self, shared: _Environment, txn: Txn, queue: str, id_key: bytes | None
+        self, shared: Environment, txn: Txn, queue: str, id_key: bytes | None
     ) -> Record | None:
         """The record of ``id_key`` in ``queue``, in a read transaction.
 
@@ -1065,7 +751,7 @@ class LMDBQueueStore(_LMDBHandle):
 
     @staticmethod
     def _stand_in(
-        shared: _Environment, txn: Txn, queue: str, bad: _BadRecord, entry: _Entry, now: float
+        shared: Environment, txn: Txn, queue: str, bad: _BadRecord, entry: _Entry, now: float
     ) -> Record:
         """The dead letter replacing ``bad``, with what its index ``entry`` key still tells."""
         db, key = entry
@@ -1079,7 +765,7 @@ class LMDBQueueStore(_LMDBHandle):
         return _damaged_record(queue, bad, now, 0, seq, _unsortable(failed_key))
 
     def _settle(
-        self, shared: _Environment, txn: Txn, queue: str, bad: _BadRecord, entries: list[_Entry]
+        self, shared: Environment, txn: Txn, queue: str, bad: _BadRecord, entries: list[_Entry]
     ) -> Record | None:
         """Move a damaged record aside as a dead letter, or drop the entries of a missing one.
 
@@ -1100,21 +786,21 @@ class LMDBQueueStore(_LMDBHandle):
         return rec
 
     @staticmethod
-    def _unindex(shared: _Environment, txn: Txn, prefix: bytes, rec: Record) -> None:
+    def _unindex(shared: Environment, txn: Txn, prefix: bytes, rec: Record) -> None:
         if rec[_F_STATE] == _DEAD:
             txn.delete(_dead_key(prefix, rec), db=shared.dead)
         else:
             txn.delete(_ready_key(prefix, rec), db=shared.ready)
 
     @staticmethod
-    def _index(shared: _Environment, txn: Txn, prefix: bytes, rec: Record, id_key: bytes) -> None:
+    def _index(shared: Environment, txn: Txn, prefix: bytes, rec: Record, id_key: bytes) -> None:
         if rec[_F_STATE] == _DEAD:
             txn.put(_dead_key(prefix, rec), id_key, db=shared.dead)
         else:
             txn.put(_ready_key(prefix, rec), _STATE_BYTE[rec[_F_STATE]] + id_key, db=shared.ready)
 
     def _remove(
-        self, shared: _Environment, txn: Txn, prefix: bytes, rec: Record, id_key: bytes
+        self, shared: Environment, txn: Txn, prefix: bytes, rec: Record, id_key: bytes
     ) -> None:
         self._unindex(shared, txn, prefix, rec)
         txn.delete(id_key, db=shared.messages)
@@ -1140,7 +826,7 @@ class LMDBQueueStore(_LMDBHandle):
             check_max_size(max_size)
         prefix = _prefix(queue)
 
-        def put(shared: _Environment, txn: Txn) -> tuple[QueueMessage, bool]:
+        def put(shared: Environment, txn: Txn) -> tuple[QueueMessage, bool]:
             shared.make_room(_room_for(len(payload), 1))
             now = self._clock()
             if dedup_key is not None:
@@ -1149,12 +835,12 @@ class LMDBQueueStore(_LMDBHandle):
                 if existing is not None:
                     rec = self._get(shared, txn, queue, existing)
                     if rec is not None and rec[_F_DEDUP] == dedup_key:
-                        return self._message(rec, existing.decode(), now), False
+                        return _message(rec, existing.decode(), now), False
             if max_size is not None:
                 _check_room(txn, shared.ready, prefix, queue, 1, max_size)
             message_id = new_message_id()
             id_key = message_id.encode()
-            rec = [queue, _READY, priority, shared.next_seq(txn, 1), now, now + delay, 0, None,
+            rec = [queue, _READY, priority, _next_seq(shared, txn, 1), now, now + delay, 0, None,
                    None, None, None, dedup_key, codec, payload]  # fmt: skip
             txn.put(id_key, _pack(rec), db=shared.messages)
             self._index(shared, txn, prefix, rec, id_key)
@@ -1190,14 +876,14 @@ class LMDBQueueStore(_LMDBHandle):
         prefix = _prefix(queue)
         inverted = MAX_PRIORITY - priority
 
-        def put_many(shared: _Environment, txn: Txn) -> list[QueueMessage]:
+        def put_many(shared: Environment, txn: Txn) -> list[QueueMessage]:
             shared.make_room(_room_for(sum(map(len, items)), len(items)))
             if max_size is not None:
                 _check_room(txn, shared.ready, prefix, queue, len(items), max_size)
             now = self._clock()
             available_at = now + delay
             head = prefix + _PRIO.pack(inverted) + _U64.pack(_sortable(available_at))
-            seq = shared.next_seq(txn, len(items))
+            seq = _next_seq(shared, txn, len(items))
             records: list[tuple[bytes, bytes]] = []
             index: list[tuple[bytes, bytes]] = []
             messages: list[QueueMessage] = []
@@ -1231,7 +917,7 @@ class LMDBQueueStore(_LMDBHandle):
         lease_timeout = check_lease(queue, lease_timeout, leased_by, limit)
         prefix = _prefix(queue)
 
-        def lease(shared: _Environment, txn: Txn, limit: int) -> list[QueueMessage]:
+        def lease(shared: Environment, txn: Txn, limit: int) -> list[QueueMessage]:
             now = self._clock()
             now_key = _sortable(now)
             leased: list[QueueMessage] = []
@@ -1264,7 +950,7 @@ class LMDBQueueStore(_LMDBHandle):
 
     def _lease_entry(
         self,
-        shared: _Environment,
+        shared: Environment,
         txn: Txn,
         queue: str,
         key: bytes,
@@ -1306,7 +992,7 @@ class LMDBQueueStore(_LMDBHandle):
         rec[_F_TOKEN] = token
         txn.put(id_key, _pack(rec), db=shared.messages)
         self._index(shared, txn, prefix, rec, id_key)
-        return self._message(rec, id_key.decode(), now, token)
+        return _message(rec, id_key.decode(), now, token)
 
     def wait(self, queue: str, timeout: float) -> None:
         """Block until a commit may have made a message available, a timer is due, or timeout.
@@ -1320,7 +1006,7 @@ class LMDBQueueStore(_LMDBHandle):
         shared = self._shared()
         deadline = time.monotonic() + timeout
 
-        def snapshot(shared: _Environment, txn: Txn) -> tuple[int, bool, float | None]:
+        def snapshot(shared: Environment, txn: Txn) -> tuple[int, bool, float | None]:
             now = self._clock()
             if _due(txn, shared.ready, prefix, _sortable(now), 1):
                 return txn.id(), True, None
@@ -1341,7 +1027,7 @@ class LMDBQueueStore(_LMDBHandle):
                         return
                     if shared.changed.wait(min(remaining, _POLL_INTERVAL)):
                         return
-                    with _engine_errors(self._locked_error, self.path):
+                    with translating(self._rules):
                         if self._shared().env.info()["last_txnid"] != seen:
                             return
             finally:
@@ -1354,7 +1040,7 @@ class LMDBQueueStore(_LMDBHandle):
         id_key = _id_key(message_id)
         prefix = _prefix(queue)
 
-        def ack(shared: _Environment, txn: Txn) -> bool:
+        def ack(shared: Environment, txn: Txn) -> bool:
             rec = self._get(shared, txn, queue, id_key)
             if rec is None or id_key is None:
                 return False
@@ -1371,7 +1057,7 @@ class LMDBQueueStore(_LMDBHandle):
         check_leases(leases)
         prefix = _prefix(queue)
 
-        def ack_many(shared: _Environment, txn: Txn) -> int:
+        def ack_many(shared: Environment, txn: Txn) -> int:
             acked = 0
             for message_id, token in leases:
                 id_key = _id_key(message_id)
@@ -1389,7 +1075,7 @@ class LMDBQueueStore(_LMDBHandle):
         return self._write(ack_many)
 
     def _held(
-        self, shared: _Environment, txn: Txn, queue: str, id_key: bytes | None, token: str | None
+        self, shared: Environment, txn: Txn, queue: str, id_key: bytes | None, token: str | None
     ) -> Record | None:
         rec = self._get(shared, txn, queue, id_key)
         if rec is None or rec[_F_STATE] == _DEAD:
@@ -1415,7 +1101,7 @@ class LMDBQueueStore(_LMDBHandle):
         id_key = _id_key(message_id)
         prefix = _prefix(queue)
 
-        def release(shared: _Environment, txn: Txn) -> bool:
+        def release(shared: Environment, txn: Txn) -> bool:
             rec = self._held(shared, txn, queue, id_key, lease_token)
             if rec is None or id_key is None:
                 return False
@@ -1445,7 +1131,7 @@ class LMDBQueueStore(_LMDBHandle):
         id_key = _id_key(message_id)
         prefix = _prefix(queue)
 
-        def extend(shared: _Environment, txn: Txn) -> bool:
+        def extend(shared: Environment, txn: Txn) -> bool:
             rec = self._get(shared, txn, queue, id_key)
             if rec is None or id_key is None:
                 return False
@@ -1474,7 +1160,7 @@ class LMDBQueueStore(_LMDBHandle):
         id_key = _id_key(message_id)
         prefix = _prefix(queue)
 
-        def dead_letter(shared: _Environment, txn: Txn) -> bool:
+        def dead_letter(shared: Environment, txn: Txn) -> bool:
             rec = self._held(shared, txn, queue, id_key, lease_token)
             if rec is None or id_key is None:
                 return False
@@ -1494,7 +1180,7 @@ class LMDBQueueStore(_LMDBHandle):
         ids = None if message_ids is None else check_message_ids(message_ids)
         prefix = _prefix(queue)
 
-        def requeue(shared: _Environment, txn: Txn) -> int:
+        def requeue(shared: Environment, txn: Txn) -> int:
             now = self._clock()
             if ids is None:
                 id_keys: list[bytes | None] = [v for _, v in _scan(txn, shared.dead, prefix)]
@@ -1526,7 +1212,7 @@ class LMDBQueueStore(_LMDBHandle):
         prefix = _prefix(queue)
         n = len(prefix)
 
-        def purge(shared: _Environment, txn: Txn) -> int:
+        def purge(shared: Environment, txn: Txn) -> int:
             now_key = _sortable(self._clock())
             doomed: list[tuple[_Entry, bytes]] = []
             if target in ("ready", "all"):
@@ -1554,7 +1240,7 @@ class LMDBQueueStore(_LMDBHandle):
         check_queue_name(queue)
         prefix = _prefix(queue)
 
-        def peek(shared: _Environment, txn: Txn) -> QueueMessage | None:
+        def peek(shared: Environment, txn: Txn) -> QueueMessage | None:
             now = self._clock()
             for key, value in _iter_due(txn, shared.ready, prefix, _sortable(now)):
                 id_key = value[1:]
@@ -1562,7 +1248,7 @@ class LMDBQueueStore(_LMDBHandle):
                 if isinstance(rec, _BadRecord):
                     self._warn(rec, queue, "seen")  # lease will settle it and go on, as here
                 elif rec[_F_QUEUE] == queue and key == _ready_key(prefix, rec):
-                    return self._message(rec, id_key.decode(), now)
+                    return _message(rec, id_key.decode(), now)
             return None
 
         return self._read(peek)
@@ -1573,9 +1259,9 @@ class LMDBQueueStore(_LMDBHandle):
         check_message_id(message_id)
         id_key = _id_key(message_id)
 
-        def inspect(shared: _Environment, txn: Txn) -> QueueMessage | None:
+        def inspect(shared: Environment, txn: Txn) -> QueueMessage | None:
             rec = self._look(shared, txn, queue, id_key)
-            return None if rec is None else self._message(rec, message_id, self._clock())
+            return None if rec is None else _message(rec, message_id, self._clock())
 
         return self._read(inspect)
 
@@ -1586,7 +1272,7 @@ class LMDBQueueStore(_LMDBHandle):
             check_limit(limit)
         prefix = _prefix(queue)
 
-        def dead_letters(shared: _Environment, txn: Txn) -> list[QueueMessage]:
+        def dead_letters(shared: Environment, txn: Txn) -> list[QueueMessage]:
             now = self._clock()
             found: list[QueueMessage] = []
             for key, id_key in _scan(txn, shared.dead, prefix):
@@ -1600,7 +1286,7 @@ class LMDBQueueStore(_LMDBHandle):
                     rec = self._stand_in(shared, txn, queue, rec, (shared.dead, key), now)
                 elif rec[_F_QUEUE] != queue:
                     continue
-                found.append(self._message(rec, id_key.decode(errors="backslashreplace"), now))
+                found.append(_message(rec, id_key.decode(errors="backslashreplace"), now))
             return found
 
         return self._read(dead_letters)
@@ -1611,7 +1297,7 @@ class LMDBQueueStore(_LMDBHandle):
         prefix = _prefix(queue)
         n = len(prefix)
 
-        def stats(shared: _Environment, txn: Txn) -> QueueStats:
+        def stats(shared: Environment, txn: Txn) -> QueueStats:
             now_key = _sortable(self._clock())
             ready = delayed = inflight = 0
             for key, value in _scan(txn, shared.ready, prefix):
@@ -1629,7 +1315,7 @@ class LMDBQueueStore(_LMDBHandle):
     def queues(self) -> list[str]:
         """Queues holding at least one message."""
 
-        def queues(shared: _Environment, txn: Txn) -> list[str]:
+        def queues(shared: Environment, txn: Txn) -> list[str]:
             return sorted(_queue_names(txn, shared.ready) | _queue_names(txn, shared.dead))
 
         return self._read(queues)
@@ -1661,7 +1347,7 @@ class LMDBQueueStore(_LMDBHandle):
         """
         from localqueue.stores._lmdb_repair import survey
 
-        def repair(shared: _Environment, txn: Txn) -> list[str]:
+        def repair(shared: Environment, txn: Txn) -> list[str]:
             return survey(shared, txn).repair(txn, self._clock())
 
         done = self._write(repair)
@@ -1690,7 +1376,7 @@ class LMDBQueueStore(_LMDBHandle):
         check_message_id(message_id)
         id_key = _id_key(message_id)
 
-        def damage(shared: _Environment, txn: Txn) -> None:
+        def damage(shared: Environment, txn: Txn) -> None:
             rec = None if id_key is None else _decode(id_key, txn.get(id_key, db=shared.messages))
             if id_key is None or not isinstance(rec, list) or rec[_F_QUEUE] != queue:
                 raise ConfigurationError(
@@ -1704,30 +1390,7 @@ class LMDBQueueStore(_LMDBHandle):
         self._write(damage)
 
 
-# -- attempt store ---------------------------------------------------------------
-
-# Retry record fields: key, attempts, first_attempt_at, last_attempt_at, exhausted, last_error.
-
-
-def _retry_record(raw: bytes, key: str) -> RetryRecord:
-    fields = _unpack(raw, f"retry {key!r}")
-    try:
-        return RetryRecord(key, *fields[1:6])
-    except TypeError as exc:
-        raise StoreCorruptedError(f"LMDB retry record {key!r} has an unknown shape") from exc
-
-
-def _retry_value(record: RetryRecord) -> bytes:
-    return _pack(
-        [
-            record.key,
-            record.attempts,
-            record.first_attempt_at,
-            record.last_attempt_at,
-            record.exhausted,
-            record.last_error,
-        ]
-    )
+# -- attempt store ---------------------------------------------------------------------
 
 
 class LMDBAttemptStore(_LMDBHandle):
@@ -1776,7 +1439,7 @@ class LMDBAttemptStore(_LMDBHandle):
         """The record of ``key``, if any."""
         check_retry_key(key)
 
-        def get(shared: _Environment, txn: Txn) -> RetryRecord | None:
+        def get(shared: Environment, txn: Txn) -> RetryRecord | None:
             raw = txn.get(_hash_key(key), db=shared.retry)
             return None if raw is None else _retry_record(raw, key)
 
@@ -1787,7 +1450,7 @@ class LMDBAttemptStore(_LMDBHandle):
         check_retry_key(key)
         db_key = _hash_key(key)
 
-        def begin(shared: _Environment, txn: Txn) -> RetryRecord:
+        def begin(shared: Environment, txn: Txn) -> RetryRecord:
             now = self._clock()
             raw = txn.get(db_key, db=shared.retry)
             record = next_attempt(None if raw is None else _retry_record(raw, key), key, now)
@@ -1804,7 +1467,7 @@ class LMDBAttemptStore(_LMDBHandle):
         error = check_error(error)
         db_key = _hash_key(key)
 
-        def record_failure(shared: _Environment, txn: Txn) -> RetryRecord | None:
+        def record_failure(shared: Environment, txn: Txn) -> RetryRecord | None:
             raw = txn.get(db_key, db=shared.retry)
             if raw is None:
                 return None
@@ -1820,6 +1483,8 @@ class LMDBAttemptStore(_LMDBHandle):
         db_key = _hash_key(key)
         return self._write(lambda shared, txn: txn.delete(db_key, db=shared.retry))
 
+
+# -- backend ---------------------------------------------------------------------------
 
 backend = PathBackend(LMDBQueueStore, LMDBAttemptStore)
 """What the ``lmdb`` scheme resolves to."""
