@@ -21,7 +21,7 @@ import enum
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Self
+from typing import Any, Self
 
 from localqueue._models import (
     Capability,
@@ -32,7 +32,12 @@ from localqueue._models import (
     build_message,
     ready_message,
 )
-from localqueue.errors import LocalQueueError, StoreError, UnknownSerializerError
+from localqueue.errors import (
+    ConfigurationError,
+    LocalQueueError,
+    StoreError,
+    UnknownSerializerError,
+)
 from localqueue.serializers import DEFAULT_SERIALIZER, Serializer, get_serializer
 from localqueue.urls import Option
 
@@ -47,6 +52,7 @@ __all__ = [
     "RetryRecord",
     "StoredState",
     "build_message",
+    "check_argument",
     "effective_state",
     "new_lease_token",
     "new_message_id",
@@ -145,6 +151,29 @@ SERIALIZER_OPTION: Option[Serializer] = Option(
     "codec for new values: msgpack (default), json, or a registered name",
 )
 """The ``?serializer=`` URL option every queue store declares among its options."""
+
+
+def check_argument(option: Option[Any], value: object, message: str) -> None:
+    """Refuse a constructor argument that ``option`` would not give from URL text.
+
+    A store's constructor checks each argument with the :class:`Option` its
+    URL declares, so a value is accepted as an argument exactly when it would
+    be as ``?name=value``: of the default's type (``bool`` is not an ``int``)
+    and parsing back to itself from its text (in range, one of the choices).
+
+    Raises:
+        ConfigurationError: ``message``, formatted with ``value=value``.
+    """
+    try:
+        ok = (
+            isinstance(value, type(option.default))
+            and (isinstance(option.default, bool) or not isinstance(value, bool))
+            and option.parse(str(value)) == value
+        )
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ConfigurationError(message.format(value=value))
 
 
 def next_attempt(old: RetryRecord | None, key: str, now: float) -> RetryRecord:

@@ -66,6 +66,7 @@ from localqueue.kit import (
     RetryRecord,
     StoredState,
     build_message,
+    check_argument,
     effective_state,
     new_lease_token,
     new_message_id,
@@ -167,23 +168,7 @@ _BAD_ARGUMENT = {
 
 
 def _check_argument(name: str, value: object) -> None:
-    """Refuse a constructor argument that :data:`OPTIONS` ``[name]`` would not give.
-
-    Raises:
-        ConfigurationError: ``value`` is not of the option's type, or its text
-            does not parse back to it (out of range, not a choice, wrong case).
-    """
-    option = OPTIONS[name]
-    try:
-        ok = (
-            isinstance(value, type(option.default))
-            and not isinstance(value, bool)
-            and option.parse(str(value)) == value
-        )
-    except ValueError:
-        ok = False
-    if not ok:
-        raise ConfigurationError(_BAD_ARGUMENT[name].format(value=value))
+    check_argument(OPTIONS[name], value, _BAD_ARGUMENT[name])
 
 
 def _check_lmdb_url(url: StoreURL) -> dict[str, Any]:
