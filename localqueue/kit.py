@@ -60,6 +60,7 @@ __all__ = [
     "next_attempt",
     "parse_serializer",
     "ready_message",
+    "translate_error",
     "translating",
     "with_failure",
 ]
@@ -158,15 +159,18 @@ def check_argument(option: Option[Any], value: object, message: str) -> None:
 
     A store's constructor checks each argument with the :class:`Option` its
     URL declares, so a value is accepted as an argument exactly when it would
-    be as ``?name=value``: of the default's type (``bool`` is not an ``int``)
-    and parsing back to itself from its text (in range, one of the choices).
+    be as ``?name=value``: of the default's type (an ``int`` where a ``float``
+    is expected; never a ``bool`` where a number is) and parsing back to itself
+    from its text (in range, one of the choices).
 
     Raises:
         ConfigurationError: ``message``, formatted with ``value=value``.
     """
+    # An int is a fine number of seconds; a bool is never a number.
+    kinds = (int, float) if type(option.default) is float else type(option.default)
     try:
         ok = (
-            isinstance(value, type(option.default))
+            isinstance(value, kinds)
             and (isinstance(option.default, bool) or not isinstance(value, bool))
             and option.parse(str(value)) == value
         )
@@ -199,6 +203,20 @@ ErrorRule = tuple[
 localqueue error for an instance (or ``None`` to try the next rule)."""
 
 
+def translate_error(rules: Sequence[ErrorRule], exc: BaseException) -> StoreError | None:
+    """The error the first matching rule gives for ``exc``, or ``None`` if none claims it.
+
+    For stores that must look at the translated error before raising it (to
+    retry lock contention, say); :func:`translating` is the usual way in.
+    """
+    for types, make in rules:
+        if isinstance(exc, types):
+            error = make(exc)
+            if error is not None:
+                return error
+    return None
+
+
 @contextlib.contextmanager
 def translating(rules: Sequence[ErrorRule]) -> Iterator[None]:
     """Translate the engine exceptions raised inside the block onto localqueue's errors.
@@ -223,9 +241,7 @@ def translating(rules: Sequence[ErrorRule]) -> Iterator[None]:
     except LocalQueueError:
         raise
     except BaseException as exc:
-        for types, make in rules:
-            if isinstance(exc, types):
-                error = make(exc)
-                if error is not None:
-                    raise error from exc
+        error = translate_error(rules, exc)
+        if error is not None:
+            raise error from exc
         raise

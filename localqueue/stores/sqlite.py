@@ -30,7 +30,6 @@ Layout choices that keep the hot paths to one statement each:
 from __future__ import annotations
 
 import contextlib
-import errno
 import functools
 import json
 import logging
@@ -38,10 +37,8 @@ import os
 import random
 import re
 import sqlite3
-import threading
 import time
-import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final, Self, TypeVar
 
 from localqueue.errors import (
@@ -49,8 +46,6 @@ from localqueue.errors import (
     ConfigurationError,
     Full,
     QueueStoreLockedError,
-    SchemaVersionError,
-    StoreClosedError,
     StoreCorruptedError,
     StoreError,
     StoreLockedError,
@@ -59,17 +54,28 @@ from localqueue.kit import (
     SERIALIZER_OPTION,
     Capability,
     ClosingContext,
+    ErrorRule,
     QueueMessage,
     QueueStats,
     RetryRecord,
     StoredState,
     build_message,
+    check_argument,
     effective_state,
     ready_message,
 )
-from localqueue.protocols import Clock, Damage, Fault, FaultKind, PurgeTarget
+from localqueue.protocols import Clock, Damage, Fault, PurgeTarget
 from localqueue.registry import PathBackend
 from localqueue.serializers import DEFAULT_SERIALIZER, Serializer, get_serializer
+from localqueue.stores._sqlite_db import (
+    SCHEMA_STATEMENTS,
+    SCHEMA_VERSION,
+    SQLITE_FAULTS,
+    Database,
+    describe,
+    hub_for,
+    primary_code,
+)
 from localqueue.stores._sqlite_repair import (
     READ_ROW_SQL,
     ROW_COLUMNS,
@@ -106,8 +112,8 @@ T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION: Final = 1
-"""The schema version this release writes, recorded in ``PRAGMA user_version``."""
+
+# -- options ---------------------------------------------------------------------------
 
 DURABILITY_LEVELS: Final = {"full": 2, "normal": 1, "off": 0}
 """``durability`` option -> ``PRAGMA synchronous`` value."""
@@ -134,49 +140,228 @@ OPTIONS: dict[str, Option[Any]] = {
 }
 """The query-string options of ``sqlite://`` URLs (the same for both store kinds)."""
 
+# The constructors check their arguments with these same options, so a value is
+# accepted as an argument exactly when it would be as URL text; these say why not.
+_BAD_ARGUMENT = {
+    "durability": "durability must be one of full, normal, off, not {value!r}",
+    "timeout": "timeout must be a number of seconds >= 0, not {value!r}",
+    "poll_interval": "poll_interval must be a number of seconds > 0, not {value!r}",
+}
+
+
+def _check_argument(name: str, value: object) -> None:
+    check_argument(OPTIONS[name], value, _BAD_ARGUMENT[name])
+
+
+def _url_path(url: StoreURL) -> str:
+    if url.host:
+        raise ConfigurationError(
+            f"sqlite URLs take no host ({url.host!r}); use sqlite:///relative.db "
+            "or sqlite:////absolute/path.db"
+        )
+    if not url.path:
+        raise ConfigurationError(
+            "a sqlite URL needs a file path: sqlite:///relative.db or sqlite:////absolute.db"
+        )
+    return url.path
+
+
+# -- error translation -----------------------------------------------------------------
+
+
+def _error_rules(db: Database) -> list[ErrorRule]:
+    """How ``sqlite3`` errors on ``db``'s file read as localqueue errors (by result code)."""
+
+    def code(*codes: int) -> Callable[[BaseException], bool]:
+        return lambda exc: primary_code(exc) in codes
+
+    def when(
+        test: Callable[[BaseException], bool], make: Callable[[BaseException], StoreError]
+    ) -> ErrorRule:
+        return (sqlite3.Error, lambda exc: make(exc) if test(exc) else None)
+
+    path = db.path
+    locked = code(sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    return [
+        when(
+            lambda exc: locked(exc) or "locked" in str(exc).lower(),
+            # db.timeout, not its value now: fault injection changes it for a while.
+            lambda exc: db.locked_error(
+                f"{path} stayed locked by another connection for more than "
+                f"{db.timeout:g} s (raise the 'timeout' option if this is expected)"
+            ),
+        ),
+        when(
+            code(sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB),
+            lambda exc: StoreCorruptedError(
+                f"{path} is damaged or is not a SQLite database ({describe(exc)}); "
+                "`localqueue repair` (or repair()) salvages what SQLite can still read; "
+                "otherwise restore it from a backup"
+            ),
+        ),
+        when(
+            code(sqlite3.SQLITE_READONLY),
+            lambda exc: StoreError(
+                f"{path} is read-only ({describe(exc)}); the file, its -wal and -shm "
+                "files and their directory must be writable"
+            ),
+        ),
+        when(
+            code(sqlite3.SQLITE_FULL),
+            lambda exc: StoreError(f"{path}: the disk is full ({describe(exc)})"),
+        ),
+        when(
+            code(sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM, sqlite3.SQLITE_AUTH),
+            lambda exc: StoreError(
+                f"cannot open {path} ({describe(exc)}); check that its directory "
+                "exists and is writable"
+            ),
+        ),
+        when(
+            code(sqlite3.SQLITE_IOERR),
+            lambda exc: StoreError(f"{path}: I/O error ({describe(exc)})"),
+        ),
+        (sqlite3.Error, lambda exc: StoreError(f"{path}: SQLite error ({describe(exc)})")),
+    ]
+
+
+# -- engine handle ---------------------------------------------------------------------
+
+
+def _open(
+    path: str | os.PathLike[str],
+    *,
+    durability: str,
+    timeout: float,
+    kind: str,
+    locked_error: type[StoreLockedError],
+    reserve: bool = False,
+) -> Database:
+    """The engine handle a store holds: its arguments checked, its file open and set up."""
+    path = os.fspath(path)
+    if not path or path == ":memory:" or path.startswith("file:"):
+        raise ConfigurationError(
+            f"a SQLite store needs a file path, got {path!r} (use memory:// for RAM)"
+        )
+    _check_argument("durability", durability)
+    _check_argument("timeout", timeout)
+    return Database(
+        path,
+        synchronous=DURABILITY_LEVELS[durability],
+        timeout=float(timeout),
+        kind=kind,
+        locked_error=locked_error,
+        error_rules=_error_rules,
+        reserve=reserve,
+    )
+
+
+# -- message building ------------------------------------------------------------------
+
 # Plain ints of the kit's codes: compared on every record, so no enum lookups.
 _READY, _INFLIGHT, _DEAD = (int(s) for s in StoredState)
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS messages (
-    seq          INTEGER PRIMARY KEY,
-    nonce        INTEGER NOT NULL,
-    queue        TEXT    NOT NULL,
-    state        INTEGER NOT NULL DEFAULT 0,
-    priority     INTEGER NOT NULL DEFAULT 0,
-    available_at REAL    NOT NULL,
-    created_at   REAL    NOT NULL,
-    attempts     INTEGER NOT NULL DEFAULT 0,
-    leased_by    TEXT,
-    lease_token  TEXT,
-    last_error   TEXT,
-    failed_at    REAL,
-    dedup_key    TEXT,
-    codec        TEXT    NOT NULL,
-    payload      BLOB    NOT NULL
-);
--- Delivery order for ready messages and leases, expired or not. The trailing
--- state column makes stats() a covering-index scan.
-CREATE INDEX IF NOT EXISTS messages_available
-    ON messages (queue, priority DESC, available_at, seq, state) WHERE state < 2;
-CREATE INDEX IF NOT EXISTS messages_dead
-    ON messages (queue, failed_at, seq) WHERE state = 2;
-CREATE UNIQUE INDEX IF NOT EXISTS messages_dedup
-    ON messages (queue, dedup_key) WHERE dedup_key IS NOT NULL;
-CREATE TABLE IF NOT EXISTS retry_records (
-    key              TEXT    PRIMARY KEY,
-    attempts         INTEGER NOT NULL,
-    first_attempt_at REAL    NOT NULL,
-    last_attempt_at  REAL    NOT NULL,
-    exhausted        INTEGER NOT NULL DEFAULT 0,
-    last_error       TEXT
-);
-"""
-_OUR_TABLES = ("messages", "retry_records")
-# The schema holds no ';' but its statement separators.
-_SCHEMA_STATEMENTS = tuple(st for st in _SCHEMA.split(";") if st.strip())
 
-# -- SQL of the queue store ----------------------------------------------------
+# Exactly what _format_id writes: two 16-digit lowercase hex numbers below 2**63.
+_ID_PATTERN: Final = re.compile(r"[0-7][0-9a-f]{15}[0-7][0-9a-f]{15}")
+
+
+def _format_id(seq: int, nonce: int) -> str:
+    return "%016x%016x" % (seq, nonce)  # noqa: UP031 - measurably faster here
+
+
+def _parse_id(message_id: str) -> tuple[int, int]:
+    """The rowid and nonce of an id; ``(-1, -1)``, which matches no row, for any
+    string this store did not make."""
+    if _ID_PATTERN.fullmatch(message_id) is None:
+        return -1, -1
+    return int(message_id[:16], 16), int(message_id[16:], 16)
+
+
+# 63 bits, as SQLite integers are signed. The nonce only tells a reused rowid
+# apart, so it need not be secret; random reseeds itself in forked children.
+_new_nonce = functools.partial(random.getrandbits, 63)
+
+
+def _new_nonces(count: int) -> list[int]:
+    bits = random.getrandbits
+    return [bits(63) for _ in range(count)]
+
+
+def _row_name(row: Sequence[Any]) -> str:
+    """How a report names a full row (``ROW_COLUMNS``), even one with damaged fields."""
+    seq, nonce, queue = row[0], row[1], row[2]
+    if type(seq) is int and type(nonce) is int and 0 <= seq < 2**63 and 0 <= nonce < 2**63:
+        return f"{queue}: message {_format_id(seq, nonce)}"
+    return f"{queue!r}: row {seq!r}"
+
+
+def _message(queue: str, row: Sequence[Any], now: float, token: str | None = None) -> QueueMessage:
+    (
+        seq,
+        nonce,
+        state,
+        priority,
+        available_at,
+        created_at,
+        attempts,
+        leased_by,
+        last_error,
+        failed_at,
+        dedup_key,
+        codec,
+        payload,
+    ) = row
+    effective, leased_until = effective_state(state, available_at, now)
+    # float(): RETURNING hands back whole-number REAL values as int.
+    return build_message(
+        {
+            "id": _format_id(seq, nonce),
+            "queue": queue,
+            "state": effective,
+            "payload": payload,
+            "codec": codec,
+            "attempts": attempts,
+            "created_at": float(created_at),
+            "available_at": float(available_at),
+            "priority": priority,
+            "leased_until": None if leased_until is None else float(leased_until),
+            "leased_by": leased_by,
+            "lease_token": token,
+            "last_error": last_error,
+            "failed_at": None if failed_at is None else float(failed_at),
+            "dedup_key": dedup_key,
+        }
+    )
+
+
+def _readable(queue: str, row: Sequence[Any], now: float) -> QueueMessage:
+    """:func:`_message`, or for a row with impossible fields the dead letter it will become."""
+    problem = row_problem(row)
+    if problem is None:
+        return _message(queue, row, now)
+    seq, nonce, state, priority, available_at, created_at, attempts, leased_by = row[:8]
+    last_error, failed_at, dedup_key, codec, payload = row[8:]
+    full = (seq, nonce, queue, state, priority, available_at, created_at, attempts, leased_by)
+    fixed = set_aside(
+        (*full, None, last_error, failed_at, dedup_key, codec, payload), problem, now, 0
+    )
+    return _message(queue, fixed[:2] + fixed[3:9] + fixed[10:], now)
+
+
+def _record(row: Sequence[Any]) -> RetryRecord:
+    key, attempts, first_attempt_at, last_attempt_at, exhausted, last_error = row
+    return RetryRecord(
+        key=key,
+        attempts=attempts,
+        first_attempt_at=float(first_attempt_at),
+        last_attempt_at=float(last_attempt_at),
+        exhausted=bool(exhausted),
+        last_error=last_error,
+    )
+
+
+# -- queue store -----------------------------------------------------------------------
 
 _COLUMNS = (
     "seq, nonce, state, priority, available_at, created_at, attempts, leased_by, "
@@ -284,491 +469,12 @@ _QUEUES = (
     "UNION SELECT queue FROM messages WHERE state = 2 ORDER BY 1"
 )
 
-# -- SQL of the attempt store --------------------------------------------------
-
-_RECORD_COLUMNS = "key, attempts, first_attempt_at, last_attempt_at, exhausted, last_error"
-_GET_RECORD = f"SELECT {_RECORD_COLUMNS} FROM retry_records WHERE key = ?"
-_BEGIN_ATTEMPT = (
-    "INSERT INTO retry_records (key, attempts, first_attempt_at, last_attempt_at) "
-    "VALUES (?1, 1, ?2, ?2) ON CONFLICT (key) DO UPDATE SET "
-    "attempts = attempts + 1, last_attempt_at = excluded.last_attempt_at "
-    f"RETURNING {_RECORD_COLUMNS}"
-)
-_RECORD_FAILURE = (
-    "UPDATE retry_records SET last_error = ?2, exhausted = (exhausted OR ?3) "
-    f"WHERE key = ?1 RETURNING {_RECORD_COLUMNS}"
-)
-_RESET = "DELETE FROM retry_records WHERE key = ?"
-
-
-# -- connection handling -------------------------------------------------------
-
-
-class _Hub:
-    """Wakes this process's waiters on a file when any of its stores writes to it."""
-
-    __slots__ = ("__weakref__", "changed", "generation", "waiters")
-
-    def __init__(self) -> None:
-        self.changed = threading.Condition(threading.Lock())
-        self.generation = 0
-        self.waiters = 0
-
-    def notify(self) -> None:
-        # Writers skip the lock while nobody waits, which is most of the time. A
-        # waiter counts itself before it first reads the database, so a write
-        # that finds no waiter was committed before that read and is seen by it.
-        if self.waiters:
-            with self.changed:
-                self.generation += 1
-                self.changed.notify_all()
-
-
-# One hub per database file in this process (keyed by real path), shared by
-# every store instance on it; entries go when the last store on a file does.
-_hubs: weakref.WeakValueDictionary[str, _Hub] = weakref.WeakValueDictionary()
-_hubs_lock = threading.Lock()
-
-
-def _hub_for(path: str) -> _Hub:
-    with _hubs_lock:
-        hub = _hubs.get(path)
-        if hub is None:
-            hub = _hubs[path] = _Hub()
-        return hub
-
-
-def _forget_hubs_after_fork() -> None:
-    # A forked child must not share (possibly held) locks with its parent.
-    global _hubs, _hubs_lock
-    _hubs = weakref.WeakValueDictionary()
-    _hubs_lock = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_forget_hubs_after_fork)
-
-
-def _primary(exc: sqlite3.Error) -> int | None:
-    code = getattr(exc, "sqlite_errorcode", None)
-    return code & 0xFF if isinstance(code, int) else None
-
-
-# Bounds of the reserve file (see _Database.top_up_reserve): WAL checkpoints
-# start at 1000 pages, 4 MiB with the default page size.
-_RESERVE_SLACK: Final = 128 * 1024
-_RESERVE_MAX: Final = 4 * 1024 * 1024 + _RESERVE_SLACK
-
-
-def _describe(exc: sqlite3.Error) -> str:
-    return f"{getattr(exc, 'sqlite_errorname', type(exc).__name__)}: {exc}"
-
-
-class _Database:
-    """One connection to a store file: opening, error translation, retries, closing.
-
-    Every use of the connection goes through :meth:`run`, which holds the
-    lock, maps ``sqlite3`` errors onto :mod:`localqueue.errors` (the only
-    place that does), and retries lock contention until ``timeout``.
-    """
-
-    __slots__ = (
-        "conn",
-        "disk_full",
-        "kind",
-        "lock",
-        "locked_error",
-        "path",
-        "reserve_path",
-        "timeout",
-    )
-
-    def __init__(
-        self,
-        path: str | os.PathLike[str],
-        *,
-        durability: str,
-        timeout: float,
-        kind: str,
-        locked_error: type[StoreLockedError],
-        reserve: bool = False,
-    ) -> None:
-        self.path = os.fspath(path)
-        self.reserve_path = self.path + "-reserve" if reserve else None
-        self.disk_full = False
-        if not self.path or self.path == ":memory:" or self.path.startswith("file:"):
-            raise ConfigurationError(
-                f"a SQLite store needs a file path, got {self.path!r} (use memory:// for RAM)"
-            )
-        if durability not in DURABILITY_LEVELS:
-            raise ConfigurationError(
-                f"durability must be one of {', '.join(DURABILITY_LEVELS)}, not {durability!r}"
-            )
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout >= 0:
-            raise ConfigurationError(f"timeout must be a number of seconds >= 0, not {timeout!r}")
-        self.timeout = float(timeout)
-        self.kind = kind
-        self.locked_error = locked_error
-        self.lock = threading.Lock()
-        self.conn: sqlite3.Connection | None = None
-        try:
-            conn = sqlite3.connect(
-                self.path,
-                # No busy handler: SQLite's sleeps at least 1 ms per collision, far
-                # longer than a commit here; run() retries lock contention itself.
-                timeout=0,
-                isolation_level=None,
-                check_same_thread=False,
-                cached_statements=64,
-            )
-        except sqlite3.Error as exc:
-            raise self.translate(exc) from exc
-        self.conn = conn
-        try:
-            self.run(lambda c: self._setup(c, DURABILITY_LEVELS[durability]))
-        except BaseException:
-            self.conn = None
-            conn.close()
-            raise
-
-    def _setup(self, conn: sqlite3.Connection, synchronous: int) -> None:
-        # The version is checked first so a newer store's file is left untouched.
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise SchemaVersionError(version, SCHEMA_VERSION)
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            raise StoreError(f"{self.path}: cannot switch to WAL mode (journal mode is {mode})")
-        conn.execute(f"PRAGMA synchronous = {synchronous}")
-        # Checkpoints truncate the WAL back to this size instead of leaving it at its peak.
-        conn.execute("PRAGMA journal_size_limit = 67108864")
-        if version == SCHEMA_VERSION:
-            return
-        with self.transaction(conn):
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version == 0:
-                tables = conn.execute(
-                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN (?, ?)",
-                    _OUR_TABLES,
-                ).fetchall()
-                if tables:
-                    raise StoreCorruptedError(
-                        f"{self.path} has a {tables[0][0]!r} table but no localqueue schema "
-                        "version: it is not a localqueue store"
-                    )
-                for statement in _SCHEMA_STATEMENTS:
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            elif version > SCHEMA_VERSION:
-                raise SchemaVersionError(version, SCHEMA_VERSION)
-
-    def translate(self, exc: sqlite3.Error) -> StoreError:
-        """The localqueue error for an engine error (the caller chains ``exc``)."""
-        code = getattr(exc, "sqlite_errorcode", None)
-        primary = code & 0xFF if isinstance(code, int) else None
-        text = str(exc).lower()
-        if primary in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or "locked" in text:
-            return self.locked_error(
-                f"{self.path} stayed locked by another connection for more than "
-                f"{self.timeout:g} s (raise the 'timeout' option if this is expected)"
-            )
-        if primary in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
-            return StoreCorruptedError(
-                f"{self.path} is damaged or is not a SQLite database ({_describe(exc)}); "
-                "`localqueue repair` (or repair()) salvages what SQLite can still read; "
-                "otherwise restore it from a backup"
-            )
-        if primary == sqlite3.SQLITE_READONLY:
-            return StoreError(
-                f"{self.path} is read-only ({_describe(exc)}); the file, its -wal and -shm "
-                "files and their directory must be writable"
-            )
-        if primary == sqlite3.SQLITE_FULL:
-            return StoreError(f"{self.path}: the disk is full ({_describe(exc)})")
-        if primary in (sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM, sqlite3.SQLITE_AUTH):
-            return StoreError(
-                f"cannot open {self.path} ({_describe(exc)}); check that its directory "
-                "exists and is writable"
-            )
-        if primary == sqlite3.SQLITE_IOERR:
-            return StoreError(f"{self.path}: I/O error ({_describe(exc)})")
-        return StoreError(f"{self.path}: SQLite error ({_describe(exc)})")
-
-    def check_open(self) -> None:
-        """Raise ``StoreClosedError`` once the connection is closed."""
-        if self.conn is None:
-            raise StoreClosedError(f"the SQLite {self.kind} on {self.path} is closed")
-
-    def run(self, operation: Callable[[sqlite3.Connection], T], *, draining: bool = False) -> T:
-        """Run ``operation`` on the connection under the lock, retrying lock contention.
-
-        A call that finds the database locked is retried after a pause that
-        starts at 50 µs and doubles up to 5 ms, for at most ``timeout``
-        seconds: another connection's commit takes tens of microseconds, and
-        SQLite's own busy handler would sleep a whole millisecond or more.
-
-        A ``draining`` operation (one that leases, acks or otherwise lets
-        consumers free space) that finds the disk full gives back the reserve
-        file, checkpoints the WAL into the freed room and is tried once more.
-        """
-        started = time.monotonic()
-        pause = 0.00005
-        spent = False
-        while True:
-            with self.lock:
-                conn = self.conn
-                if conn is None:
-                    raise StoreClosedError(f"the SQLite {self.kind} on {self.path} is closed")
-                try:
-                    result = operation(conn)
-                    if draining and self.disk_full:
-                        # Keep the WAL short while the disk is full: a checkpoint
-                        # lets the next commit reuse the WAL from its start.
-                        with contextlib.suppress(sqlite3.Error):
-                            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                    return result
-                except sqlite3.Error as exc:
-                    error = self.translate(exc)
-                    if draining and not spent and _primary(exc) == sqlite3.SQLITE_FULL:
-                        spent = True
-                        self.spend_reserve(conn)
-                        continue
-                    if not isinstance(error, StoreLockedError):
-                        raise error from exc
-                    if time.monotonic() - started >= self.timeout:
-                        raise error from exc
-            time.sleep(pause)
-            pause = min(pause * 2, 0.005)
-
-    def spend_reserve(self, conn: sqlite3.Connection) -> None:
-        """Give the reserve file's room back and move the WAL into the database file."""
-        self.disk_full = True
-        if self.reserve_path is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(self.reserve_path)
-                logger.warning(
-                    "%s: the disk is full; gave back the %s reserve so consumers can drain",
-                    self.path,
-                    self.reserve_path,
-                )
-        # The checkpoint writes the WAL's pages into the database file (using the
-        # room just freed) and truncates the WAL, freeing its own room.
-        with contextlib.suppress(sqlite3.Error):
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-
-    def top_up_reserve(self) -> None:
-        """Grow the reserve file to what draining a full disk needs now; quiet on failure.
-
-        The first checkpoint after the disk fills may have to grow the database
-        file by up to the WAL's size, so the reserve follows the WAL's size
-        (plus slack for the draining commits), between 128 KiB and 4 MiB + 128 KiB.
-        """
-        if self.reserve_path is None:
-            return
-        try:
-            wal = os.stat(self.path + "-wal").st_size
-        except OSError:
-            wal = 0
-        target = min(max(wal, 0) + _RESERVE_SLACK, _RESERVE_MAX)
-        try:
-            fd = os.open(self.reserve_path, os.O_WRONLY | os.O_CREAT, 0o600)
-        except OSError:
-            return
-        try:
-            if os.fstat(fd).st_size < target:
-                os.posix_fallocate(fd, 0, target)
-            self.disk_full = False
-        except OSError as exc:
-            if exc.errno != errno.ENOSPC:
-                logger.debug("%s: cannot grow the reserve file: %s", self.path, exc)
-        finally:
-            os.close(fd)
-
-    @staticmethod
-    @contextlib.contextmanager
-    def transaction(conn: sqlite3.Connection) -> Iterator[None]:
-        """A write transaction that takes the write lock up front (``BEGIN IMMEDIATE``).
-
-        Taking it first means a transaction never has to upgrade a read lock,
-        which SQLite may refuse without waiting.
-        """
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-            conn.execute("COMMIT")
-        except BaseException:
-            # Also after a failed COMMIT (e.g. disk full), which leaves the
-            # transaction open: the next call must start from a clean connection.
-            if conn.in_transaction:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-            raise
-
-    @contextlib.contextmanager
-    def inject_fault(self, fault: Fault) -> Iterator[None]:
-        """The engine side of the stores' ``inject_fault`` (see ``FaultInjectable``).
-
-        ``locked``: a second connection holds ``BEGIN IMMEDIATE``, as another
-        process would. ``engine_error``: TEMP triggers (seen only by this
-        handle's connection) count row writes and ``RAISE(ABORT)`` past ``after``;
-        the counter lives in a TEMP table, so a rolled-back call re-arms it.
-        """
-        if fault.kind not in SQLITE_FAULTS:
-            raise ConfigurationError(f"SQLite stores cannot simulate a {fault.kind!r} fault")
-        if fault.kind == "locked":
-            holder = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            try:
-                holder.execute("BEGIN IMMEDIATE")
-                configured, self.timeout = self.timeout, float(fault.timeout)
-                try:
-                    yield
-                finally:
-                    self.timeout = configured
-                    holder.execute("ROLLBACK")
-            finally:
-                holder.close()
-            return
-        self.run(lambda conn: _arm_fault(conn, fault.after))
-        try:
-            yield
-        finally:
-            if self.conn is not None:
-                self.run(_disarm_fault)
-
-    def close(self) -> None:
-        """Close the connection; idempotent."""
-        with self.lock:
-            conn, self.conn = self.conn, None
-        if conn is not None:
-            with contextlib.suppress(sqlite3.Error):
-                conn.close()
-
-
-SQLITE_FAULTS: Final[frozenset[FaultKind]] = frozenset({"locked", "engine_error"})
-"""The faults both SQLite stores simulate for the conformance suite."""
-
-_FAULT_TRIGGERS = [
-    (f"lq_fault_{table}_{op.lower()}", table, op)
-    for table in _OUR_TABLES
-    for op in ("INSERT", "UPDATE", "DELETE")
-]
-
-
-def _arm_fault(conn: sqlite3.Connection, after: int) -> None:
-    conn.execute("CREATE TEMP TABLE IF NOT EXISTS lq_fault (remaining INTEGER NOT NULL)")
-    conn.execute("DELETE FROM temp.lq_fault")
-    conn.execute("INSERT INTO temp.lq_fault VALUES (?)", (int(after),))
-    for name, table, op in _FAULT_TRIGGERS:
-        # Unqualified lq_fault inside the body: triggers may not qualify it,
-        # and the TEMP schema is searched first.
-        conn.execute(
-            f"CREATE TEMP TRIGGER IF NOT EXISTS {name} BEFORE {op} ON main.{table} BEGIN "
-            "UPDATE lq_fault SET remaining = remaining - 1; "
-            "SELECT RAISE(ABORT, 'localqueue: injected engine fault') "
-            "FROM lq_fault WHERE remaining < 0; END"
-        )
-
-
-def _disarm_fault(conn: sqlite3.Connection) -> None:
-    for name, _, _ in _FAULT_TRIGGERS:
-        conn.execute(f"DROP TRIGGER IF EXISTS temp.{name}")
-    conn.execute("DROP TABLE IF EXISTS temp.lq_fault")
-
-
-# -- the queue store -----------------------------------------------------------
-
-
-# Exactly what _format_id writes: two 16-digit lowercase hex numbers below 2**63.
-_ID_PATTERN: Final = re.compile(r"[0-7][0-9a-f]{15}[0-7][0-9a-f]{15}")
-
-
-def _format_id(seq: int, nonce: int) -> str:
-    return "%016x%016x" % (seq, nonce)  # noqa: UP031 - measurably faster here
-
-
-def _parse_id(message_id: str) -> tuple[int, int]:
-    """The rowid and nonce of an id; ``(-1, -1)``, which matches no row, for any
-    string this store did not make."""
-    if _ID_PATTERN.fullmatch(message_id) is None:
-        return -1, -1
-    return int(message_id[:16], 16), int(message_id[16:], 16)
-
-
-# 63 bits, as SQLite integers are signed. The nonce only tells a reused rowid
-# apart, so it need not be secret; random reseeds itself in forked children.
-_new_nonce = functools.partial(random.getrandbits, 63)
-
-
-def _new_nonces(count: int) -> list[int]:
-    bits = random.getrandbits
-    return [bits(63) for _ in range(count)]
-
-
-def _row_name(row: Sequence[Any]) -> str:
-    """How a report names a full row (``ROW_COLUMNS``), even one with damaged fields."""
-    seq, nonce, queue = row[0], row[1], row[2]
-    if type(seq) is int and type(nonce) is int and 0 <= seq < 2**63 and 0 <= nonce < 2**63:
-        return f"{queue}: message {_format_id(seq, nonce)}"
-    return f"{queue!r}: row {seq!r}"
-
 
 def _check_room(conn: sqlite3.Connection, queue: str, needed: int, max_size: int) -> None:
     """Raise ``Full`` unless ``needed`` more messages fit under ``max_size`` (in a write txn)."""
     unfinished = conn.execute(_UNFINISHED, (queue,)).fetchone()[0]
     if unfinished + needed > max_size:
         raise Full(f"queue {queue!r} holds {unfinished} of at most {max_size} messages")
-
-
-def _message(queue: str, row: Sequence[Any], now: float, token: str | None = None) -> QueueMessage:
-    (
-        seq,
-        nonce,
-        state,
-        priority,
-        available_at,
-        created_at,
-        attempts,
-        leased_by,
-        last_error,
-        failed_at,
-        dedup_key,
-        codec,
-        payload,
-    ) = row
-    effective, leased_until = effective_state(state, available_at, now)
-    # float(): RETURNING hands back whole-number REAL values as int.
-    return build_message(
-        {
-            "id": _format_id(seq, nonce),
-            "queue": queue,
-            "state": effective,
-            "payload": payload,
-            "codec": codec,
-            "attempts": attempts,
-            "created_at": float(created_at),
-            "available_at": float(available_at),
-            "priority": priority,
-            "leased_until": None if leased_until is None else float(leased_until),
-            "leased_by": leased_by,
-            "lease_token": token,
-            "last_error": last_error,
-            "failed_at": None if failed_at is None else float(failed_at),
-            "dedup_key": dedup_key,
-        }
-    )
-
-
-def _readable(queue: str, row: Sequence[Any], now: float) -> QueueMessage:
-    """:func:`_message`, or for a row with impossible fields the dead letter it will become."""
-    problem = row_problem(row)
-    if problem is None:
-        return _message(queue, row, now)
-    seq, nonce, state, priority, available_at, created_at, attempts, leased_by = row[:8]
-    last_error, failed_at, dedup_key, codec, payload = row[8:]
-    full = (seq, nonce, queue, state, priority, available_at, created_at, attempts, leased_by)
-    fixed = set_aside(
-        (*full, None, last_error, failed_at, dedup_key, codec, payload), problem, now, 0
-    )
-    return _message(queue, fixed[:2] + fixed[3:9] + fixed[10:], now)
 
 
 class SQLiteQueueStore(ClosingContext):
@@ -806,13 +512,10 @@ class SQLiteQueueStore(ClosingContext):
         clock: Clock | None = None,
     ) -> None:
         self.serializer = get_serializer(serializer)
-        if isinstance(poll_interval, bool) or not isinstance(poll_interval, int | float):
-            raise ConfigurationError(f"poll_interval must be a number, not {poll_interval!r}")
-        if not 0 < poll_interval < float("inf"):
-            raise ConfigurationError(f"poll_interval must be > 0 seconds, not {poll_interval!r}")
+        _check_argument("poll_interval", poll_interval)
         self._poll_interval = float(poll_interval)
         self._clock: Clock = clock or time.time
-        self._db = _Database(
+        self._db = _open(
             path,
             durability=durability,
             timeout=timeout,
@@ -824,7 +527,7 @@ class SQLiteQueueStore(ClosingContext):
         self._puts = 0
         self._lost: list[str] = []
         self._run = self._db.run
-        self._hub = _hub_for(os.path.realpath(self._db.path))
+        self._hub = hub_for(os.path.realpath(self._db.path))
         self.durability = durability
         self.timeout = self._db.timeout
 
@@ -1306,7 +1009,7 @@ class SQLiteQueueStore(ClosingContext):
 
         def mend(conn: sqlite3.Connection) -> tuple[list[str], list[str]]:
             if integrity_problems(conn):
-                return salvage(conn, self.path, _SCHEMA_STATEMENTS, _format_id, clock(), _new_nonce)
+                return salvage(conn, self.path, SCHEMA_STATEMENTS, _format_id, clock(), _new_nonce)
             lines = []
             now = clock()
             with self._db.transaction(conn):
@@ -1419,19 +1122,21 @@ class SQLiteQueueStore(ClosingContext):
         self._hub.notify()
 
 
-# -- the attempt store ---------------------------------------------------------
+# -- attempt store ---------------------------------------------------------------------
 
-
-def _record(row: Sequence[Any]) -> RetryRecord:
-    key, attempts, first_attempt_at, last_attempt_at, exhausted, last_error = row
-    return RetryRecord(
-        key=key,
-        attempts=attempts,
-        first_attempt_at=float(first_attempt_at),
-        last_attempt_at=float(last_attempt_at),
-        exhausted=bool(exhausted),
-        last_error=last_error,
-    )
+_RECORD_COLUMNS = "key, attempts, first_attempt_at, last_attempt_at, exhausted, last_error"
+_GET_RECORD = f"SELECT {_RECORD_COLUMNS} FROM retry_records WHERE key = ?"
+_BEGIN_ATTEMPT = (
+    "INSERT INTO retry_records (key, attempts, first_attempt_at, last_attempt_at) "
+    "VALUES (?1, 1, ?2, ?2) ON CONFLICT (key) DO UPDATE SET "
+    "attempts = attempts + 1, last_attempt_at = excluded.last_attempt_at "
+    f"RETURNING {_RECORD_COLUMNS}"
+)
+_RECORD_FAILURE = (
+    "UPDATE retry_records SET last_error = ?2, exhausted = (exhausted OR ?3) "
+    f"WHERE key = ?1 RETURNING {_RECORD_COLUMNS}"
+)
+_RESET = "DELETE FROM retry_records WHERE key = ?"
 
 
 class SQLiteAttemptStore(ClosingContext):
@@ -1459,7 +1164,7 @@ class SQLiteAttemptStore(ClosingContext):
         clock: Clock | None = None,
     ) -> None:
         self._clock: Clock = clock or time.time
-        self._db = _Database(
+        self._db = _open(
             path,
             durability=durability,
             timeout=timeout,
@@ -1527,18 +1232,7 @@ class SQLiteAttemptStore(ClosingContext):
         self._db.close()
 
 
-def _url_path(url: StoreURL) -> str:
-    if url.host:
-        raise ConfigurationError(
-            f"sqlite URLs take no host ({url.host!r}); use sqlite:///relative.db "
-            "or sqlite:////absolute/path.db"
-        )
-    if not url.path:
-        raise ConfigurationError(
-            "a sqlite URL needs a file path: sqlite:///relative.db or sqlite:////absolute.db"
-        )
-    return url.path
-
+# -- backend ---------------------------------------------------------------------------
 
 backend = PathBackend(SQLiteQueueStore, SQLiteAttemptStore)
 """What the ``sqlite`` scheme resolves to."""
