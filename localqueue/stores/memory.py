@@ -57,18 +57,30 @@ from localqueue.validation import (
 
 __all__ = ["MemoryAttemptStore", "MemoryQueueStore", "backend"]
 
+# -- options ---------------------------------------------------------------------------
+
 OPTIONS: dict[str, Option[Any]] = {"serializer": SERIALIZER_OPTION}
-
-# Plain ints of the kit's codes: compared on every record, so no enum lookups.
-_READY, _INFLIGHT, _DEAD = (int(s) for s in StoredState)
-
-_E = TypeVar("_E", bound=tuple[Any, ...])  # a heap entry: ready or timer
+"""The query-string options of ``memory://`` URLs."""
 
 
 def _check_memory_url(url: StoreURL) -> dict[str, Any]:
     if url.path or url.host:
         raise ConfigurationError("memory:// takes no path or host")
     return url.options(OPTIONS)
+
+
+# -- error translation -----------------------------------------------------------------
+
+# None: the engine is this module's own dicts and heaps, which raise no engine
+# errors; misuse is refused by localqueue.validation before anything changes.
+
+
+# -- engine handle ---------------------------------------------------------------------
+
+# Plain ints of the kit's codes: compared on every record, so no enum lookups.
+_READY, _INFLIGHT, _DEAD = (int(s) for s in StoredState)
+
+_E = TypeVar("_E", bound=tuple[Any, ...])  # a heap entry: ready or timer
 
 
 class _Record:
@@ -143,6 +155,35 @@ def _live(heap: list[_E], records: dict[str, _Record], at: int) -> list[_E]:
     ]
     heapq.heapify(kept)
     return kept
+
+
+# -- message building ------------------------------------------------------------------
+
+
+def _message(name: str, rec: _Record, now: float, token: str | None = None) -> QueueMessage:
+    state, leased_until = effective_state(rec.state, rec.available_at, now)
+    return build_message(
+        {
+            "id": rec.id,
+            "queue": name,
+            "state": state,
+            "payload": rec.payload,
+            "codec": rec.codec,
+            "attempts": rec.attempts,
+            "created_at": rec.created_at,
+            "available_at": rec.available_at,
+            "priority": rec.priority,
+            "leased_until": leased_until,
+            "leased_by": rec.leased_by,
+            "lease_token": token,
+            "last_error": rec.last_error,
+            "failed_at": rec.failed_at,
+            "dedup_key": rec.dedup_key,
+        }
+    )
+
+
+# -- queue store -----------------------------------------------------------------------
 
 
 class MemoryQueueStore(ClosingContext):
@@ -238,30 +279,6 @@ class MemoryQueueStore(ClosingContext):
         if rec.dedup_key is not None:
             q.dedup.pop(rec.dedup_key, None)
 
-    def _message(
-        self, name: str, rec: _Record, now: float, token: str | None = None
-    ) -> QueueMessage:
-        state, leased_until = effective_state(rec.state, rec.available_at, now)
-        return build_message(
-            {
-                "id": rec.id,
-                "queue": name,
-                "state": state,
-                "payload": rec.payload,
-                "codec": rec.codec,
-                "attempts": rec.attempts,
-                "created_at": rec.created_at,
-                "available_at": rec.available_at,
-                "priority": rec.priority,
-                "leased_until": leased_until,
-                "leased_by": rec.leased_by,
-                "lease_token": token,
-                "last_error": rec.last_error,
-                "failed_at": rec.failed_at,
-                "dedup_key": rec.dedup_key,
-            }
-        )
-
     def _new(
         self,
         q: _Queue,
@@ -310,7 +327,7 @@ class MemoryQueueStore(ClosingContext):
             q = self._queue(queue)
             now = self._clock()
             if dedup_key is not None and dedup_key in q.dedup:
-                return self._message(queue, q.records[q.dedup[dedup_key]], now)
+                return _message(queue, q.records[q.dedup[dedup_key]], now)
             if max_size is not None:
                 self._check_room(q, queue, 1, max_size)
             rec = self._new(q, self._new_id(), payload, codec, now, delay, priority, dedup_key)
@@ -373,7 +390,7 @@ class MemoryQueueStore(ClosingContext):
                 rec.leased_by = leased_by
                 rec.token = "%016x" % next(self._tokens)  # noqa: UP031 - the fastest spelling
                 self._schedule(q, rec, now)
-                leased.append(self._message(queue, rec, now, rec.token))
+                leased.append(_message(queue, rec, now, rec.token))
         return leased
 
     def wait(self, queue: str, timeout: float) -> None:
@@ -536,7 +553,7 @@ class MemoryQueueStore(ClosingContext):
             q = self._queue(queue)
             now = self._clock()
             rec = self._next_ready(q, now)
-            return None if rec is None else self._message(queue, rec, now)
+            return None if rec is None else _message(queue, rec, now)
 
     def inspect(self, queue: str, message_id: str) -> QueueMessage | None:
         """One message by id."""
@@ -545,7 +562,7 @@ class MemoryQueueStore(ClosingContext):
         with self._lock:
             q = self._queue(queue)
             rec = q.records.get(message_id)
-            return None if rec is None else self._message(queue, rec, self._clock())
+            return None if rec is None else _message(queue, rec, self._clock())
 
     def dead_letters(self, queue: str, *, limit: int | None = None) -> list[QueueMessage]:
         """Dead letters, oldest failure first."""
@@ -559,7 +576,7 @@ class MemoryQueueStore(ClosingContext):
                 (r for r in q.records.values() if r.state == _DEAD),
                 key=lambda r: (r.failed_at or 0.0, r.seq),
             )
-            return [self._message(queue, r, now) for r in dead[:limit]]
+            return [_message(queue, r, now) for r in dead[:limit]]
 
     def stats(self, queue: str) -> QueueStats:
         """Counts by effective state."""
@@ -606,6 +623,9 @@ class MemoryQueueStore(ClosingContext):
             self._closed = True
             self._queues.clear()
             self._changed.notify_all()
+
+
+# -- attempt store ---------------------------------------------------------------------
 
 
 class MemoryAttemptStore(ClosingContext):
@@ -681,6 +701,8 @@ class MemoryAttemptStore(ClosingContext):
             self._closed = True
             self._records.clear()
 
+
+# -- backend ---------------------------------------------------------------------------
 
 backend = ClassBackend(MemoryQueueStore, MemoryAttemptStore)
 """What the ``memory`` scheme resolves to."""
