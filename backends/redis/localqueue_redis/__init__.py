@@ -10,8 +10,13 @@ Installing this distribution registers both schemes through the
 
 from __future__ import annotations
 
-from localqueue_redis._client import OPTIONS
-from localqueue_redis.store import RedisAttemptStore, RedisBackend, RedisQueueStore, backend
+from localqueue_redis.store import (
+    OPTIONS,
+    RedisAttemptStore,
+    RedisBackend,
+    RedisQueueStore,
+    backend,
+)
 
 __all__ = ["OPTIONS", "RedisAttemptStore", "RedisBackend", "RedisQueueStore", "backend"]
 

@@ -39,7 +39,27 @@ was wrong) for the client to log; a lease then goes on to the next message.
 
 from __future__ import annotations
 
-__all__ = ["ATTEMPT_SCRIPTS", "QUEUE_SCRIPTS"]
+import redis
+from redis.commands.core import Script
+
+__all__ = ["ATTEMPT_SCRIPTS", "QUEUE_SCRIPTS", "error_arg", "register", "token_arg"]
+
+
+def register(client: redis.Redis, sources: dict[str, str]) -> dict[str, Script]:
+    """The scripts ``sources`` names, registered with ``client`` (loaded on first call)."""
+    return {name: client.register_script(source) for name, source in sources.items()}
+
+
+def token_arg(token: str | None) -> str:
+    """A lease token as scripts take it."""
+    # '-' is the operator's override; a real token is prefixed so '' stays a token.
+    return "-" if token is None else "t" + token
+
+
+def error_arg(error: str | None) -> str:
+    """An error text (or none) as scripts take it."""
+    return "-" if error is None else "e" + error
+
 
 _COMMON = r"""
 local function now_from(arg)

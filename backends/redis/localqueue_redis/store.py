@@ -1,5 +1,8 @@
 """Redis stores: a queue store and an attempt store over one Redis server.
 
+URL: ``redis://[[user]:password@]host[:port][/db][?option=value&...]``, or
+``rediss://`` for TLS; the options are declared in :data:`OPTIONS`.
+
 Every state change is one Lua script, so it is atomic on the server; the key
 layout is drawn in :mod:`localqueue_redis._scripts`. Time comes from the
 server's ``TIME`` unless a clock is injected, so hosts whose clocks disagree
@@ -8,6 +11,10 @@ still agree on when a delay or a lease ends.
 Durability is the server's: with ``appendonly yes`` and ``appendfsync always``
 a returned ``put`` survives a crash of the server; ``everysec`` may lose the
 last second; without AOF, whatever happened since the last RDB snapshot.
+
+The client underneath (connection pools, retries, TLS) is engine plumbing and
+lives in ``_client``, the scripts and their loading in ``_scripts``; this
+module is the queue and attempt semantics over them.
 """
 
 from __future__ import annotations
@@ -30,24 +37,30 @@ from localqueue.errors import (
     QueueStoreLockedError,
     StoreClosedError,
     StoreCorruptedError,
+    StoreError,
     StoreLockedError,
 )
 from localqueue.kit import (
+    SERIALIZER_OPTION,
     Capability,
     ClosingContext,
+    ErrorRule,
     QueueMessage,
     QueueStats,
     RetryRecord,
     StoredState,
+    build_message,
+    check_argument,
     effective_state,
     new_lease_token,
     new_message_ids,
     ready_message,
+    translating,
 )
 from localqueue.protocols import Clock, Damage, PurgeTarget
 from localqueue.registry import ClassBackend
 from localqueue.serializers import DEFAULT_SERIALIZER, Serializer, get_serializer
-from localqueue.urls import StoreURL
+from localqueue.urls import Option, StoreURL
 from localqueue.validation import (
     check_delay,
     check_error,
@@ -65,10 +78,18 @@ from localqueue.validation import (
     check_retry_key,
     check_timeout,
 )
-from localqueue_redis._client import DEFAULT_PREFIX, OPTIONS, RedisConfig, translate_errors
-from localqueue_redis._scripts import ATTEMPT_SCRIPTS, QUEUE_SCRIPTS
+from localqueue_redis._client import connect, describe, kill_named
+from localqueue_redis._scripts import (
+    ATTEMPT_SCRIPTS,
+    QUEUE_SCRIPTS,
+    error_arg,
+    register,
+    token_arg,
+)
 
-__all__ = ["RedisAttemptStore", "RedisBackend", "RedisQueueStore", "backend"]
+__all__ = ["OPTIONS", "RedisAttemptStore", "RedisBackend", "RedisQueueStore", "backend"]
+
+DEFAULT_PREFIX = "localqueue"
 
 logger = logging.getLogger(__name__)
 
@@ -77,25 +98,115 @@ _CAPABILITIES = frozenset(
 )
 # Shortest BLPOP wait: Redis counts its timeout in milliseconds and reads 0 as "forever".
 _MIN_BLOCK = 0.01
-# How many record ids one integrity-check script call examines, so a large
-# store is checked in many short scripts rather than one long one.
-_CHECK_BATCH = 500
-# A message id is 32 hex digits, so neither ':' nor '}' can end up in it.
-_RECORD_KEY = re.compile(r"(.*)\}:m:([0-9a-f]{32})")
-_INDEX_SUFFIXES = ("}:ready", "}:delayed", "}:leased", "}:dead", "}:dedup", "}:notify")
 
 
-def _where(client: redis.Redis) -> str:
-    """A password-free description of the server a user-built client talks to."""
-    kwargs = client.connection_pool.connection_kwargs
-    return f"redis://{kwargs.get('host', '?')}:{kwargs.get('port', '?')}/{kwargs.get('db', 0)}"
+# -- options ---------------------------------------------------------------------------
+
+_PREFIX_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
-_STORED = {b"r": StoredState.READY, b"i": StoredState.INFLIGHT, b"d": StoredState.DEAD}
-"""The state codes the scripts write, as the kit's :class:`StoredState`."""
+def _parse_prefix(text: str) -> str:
+    # No ':' so that no prefix's keys can be mistaken for another prefix's.
+    if _PREFIX_PATTERN.fullmatch(text) is None:
+        raise ValueError("use 1-64 letters, digits, '_', '.' or '-'")
+    return text
 
 
-class _RedisStore(ClosingContext):
+OPTIONS: dict[str, Option[Any]] = {
+    "prefix": Option(
+        _parse_prefix,
+        DEFAULT_PREFIX,
+        "namespace of every key this store writes, so applications can share a server",
+    ),
+    "serializer": SERIALIZER_OPTION,
+    "socket_timeout": Option.number(
+        10.0, "seconds to wait for a reply before the call fails", minimum=0.1
+    ),
+    "connect_timeout": Option.number(5.0, "seconds to wait for a connection", minimum=0.1),
+    "retries": Option.integer(
+        5, "reconnect attempts after a dropped connection or a timeout", minimum=0
+    ),
+    "max_connections": Option.integer(
+        64, "largest number of connections one store keeps open", minimum=1
+    ),
+    "ssl_cert_reqs": Option.choice(
+        "required", ("required", "optional", "none"), "rediss://: server certificate check"
+    ),
+    "ssl_ca_certs": Option.text("", "rediss://: CA bundle file to verify the server against"),
+}
+"""The query-string options of ``redis://`` and ``rediss://`` URLs."""
+
+# The constructors check their arguments with these same options, so a value is
+# accepted as an argument exactly when it would be as URL text; these say why not.
+_BAD_ARGUMENT = {
+    "prefix": "invalid Redis key prefix {value!r}: use 1-64 letters, digits, '_', '.' or '-'",
+}
+
+
+def _check_argument(name: str, value: object) -> None:
+    check_argument(OPTIONS[name], value, _BAD_ARGUMENT[name])
+
+
+def _check_redis_url(url: StoreURL) -> dict[str, Any]:
+    """The URL's options, checked.
+
+    Raises:
+        ConfigurationError: The scheme, the database number or an option is invalid.
+    """
+    if url.scheme not in ("redis", "rediss"):
+        raise ConfigurationError(f"not a Redis URL: {url.redacted()!r}")
+    options = url.options(OPTIONS)
+    if url.path and not url.path.isdigit():
+        raise ConfigurationError(f"the path of a Redis URL is a database number, got {url.path!r}")
+    return options
+
+
+# -- error translation -----------------------------------------------------------------
+
+
+def _error_rules(where: str, locked: type[StoreLockedError]) -> list[ErrorRule]:
+    """How redis-py's exceptions map onto localqueue's tree.
+
+    Args:
+        where: The store's redacted URL, named in the messages (never a password).
+        locked: The error for a server that stays busy or silent past the timeout.
+    """
+
+    def unreachable(e: BaseException) -> StoreError:
+        if "No connection available" in str(e):  # the blocking pool's wait timed out
+            return locked(f"{where}: every connection stayed busy ({e})")
+        return StoreError(f"{where}: cannot reach Redis ({e})")
+
+    def refused(e: BaseException) -> StoreError:
+        text = str(e)
+        if text.startswith("BUSY"):
+            return locked(f"{where}: Redis is busy running a script ({e})")
+        if "WRONGTYPE" in text:
+            return StoreCorruptedError(
+                f"{where}: a key under this prefix holds data localqueue did not write ({e})"
+            )
+        return StoreError(f"{where}: Redis error ({e})")
+
+    return [
+        (redis.TimeoutError, lambda e: locked(f"{where}: no reply from Redis in time ({e})")),
+        (
+            redis.BusyLoadingError,
+            lambda e: locked(f"{where}: Redis is still loading its data ({e})"),
+        ),
+        (
+            redis.AuthenticationError,
+            lambda e: StoreError(f"{where}: Redis refused the credentials ({e})"),
+        ),
+        (redis.ConnectionError, unreachable),
+        (redis.ResponseError, refused),
+        (redis.RedisError, lambda e: StoreError(f"{where}: Redis error ({e})")),
+    ]
+
+
+# -- engine handle ---------------------------------------------------------------------
+
+
+class _RedisHandle(ClosingContext):
     """What both stores share: the client, the clock, the scripts and error mapping."""
 
     _locked_error: type[StoreLockedError] = StoreLockedError
@@ -109,23 +220,27 @@ class _RedisStore(ClosingContext):
         clock: Clock | None,
         scripts: dict[str, str],
     ) -> None:
-        try:
-            OPTIONS["prefix"].parse(prefix)
-        except ValueError as exc:
-            raise ConfigurationError(f"invalid Redis key prefix {prefix!r}: {exc}") from None
+        _check_argument("prefix", prefix)
         if client.connection_pool.connection_kwargs.get("decode_responses"):
             raise ConfigurationError("the Redis client must not use decode_responses=True")
         self._redis = client
         self._prefix = prefix
         self._clock = clock
         self._owns_client = False
-        self._where = _where(client)
+        self._where = describe(client)
+        self._rules = _error_rules(self._where, self._locked_error)
         self._closed = False
         self._close_lock = threading.Lock()
         timeout = client.connection_pool.connection_kwargs.get("socket_timeout")
         # A blocking read must end before the socket timeout would call it a failure.
         self._block_slice = 60.0 if timeout is None else max(_MIN_BLOCK, float(timeout) / 2)
-        self._scripts = {name: client.register_script(src) for name, src in scripts.items()}
+        self._scripts = register(client, scripts)
+
+    @classmethod
+    def _connect(cls, url: StoreURL) -> tuple[redis.Redis, dict[str, Any]]:
+        """A new client for the store ``url`` names, and the URL's options."""
+        options = _check_redis_url(url)
+        return connect(url, options), options
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._where!r}, prefix={self._prefix!r})"
@@ -140,18 +255,19 @@ class _RedisStore(ClosingContext):
 
     def _run(self, name: str, *args: str | bytes | int | float) -> Any:
         self._check_open()
-        with translate_errors(self._where, self._locked_error):
+        with translating(self._rules):
             return self._scripts[name](args=[self._now(), *args])
 
     def _call(self, command: str, *args: str | bytes | int | float) -> Any:
         self._check_open()
-        with translate_errors(self._where, self._locked_error):
+        with translating(self._rules):
             return self._redis.execute_command(command, *args)  # type: ignore[no-untyped-call]
 
     def _adopt(self, url: StoreURL) -> Self:
         """Take ownership of a client built from ``url`` and check the server answers."""
         self._owns_client = True
         self._where = url.redacted()
+        self._rules = _error_rules(self._where, self._locked_error)
         try:
             self.ping()
         except BaseException:
@@ -182,6 +298,12 @@ class _RedisStore(ClosingContext):
             self._redis.connection_pool.disconnect()
 
 
+# -- message building ------------------------------------------------------------------
+
+_STORED = {b"r": StoredState.READY, b"i": StoredState.INFLIGHT, b"d": StoredState.DEAD}
+"""The state codes the scripts write, as the kit's :class:`StoredState`."""
+
+
 def _fields(flat: Sequence[bytes]) -> dict[bytes, bytes]:
     return dict(zip(flat[::2], flat[1::2], strict=True))
 
@@ -190,16 +312,71 @@ def _text(value: bytes | None) -> str | None:
     return None if value is None else value.decode()
 
 
-def _token_arg(token: str | None) -> str:
-    # '-' is the operator's override; a real token is prefixed so '' stays a token.
-    return "-" if token is None else "t" + token
+def _message(
+    where: str, queue: str, flat: Sequence[bytes], now: float, *, with_token: bool = False
+) -> QueueMessage:
+    """The :class:`QueueMessage` a message hash (as a flat reply) stands for at ``now``."""
+    h = _fields(flat)
+    try:
+        available_at = float(h[b"aa"])
+        stored = _STORED.get(h[b"st"], StoredState.READY)
+        state, leased_until = effective_state(stored, available_at, now)
+        failed_at = h.get(b"fa")
+        return build_message(
+            {
+                "id": h[b"id"].decode(),
+                "queue": queue,
+                "state": state,
+                "payload": h[b"p"],
+                "codec": h[b"c"].decode(),
+                "attempts": int(h[b"a"]),
+                "created_at": float(h[b"ca"]),
+                "available_at": available_at,
+                "priority": int(h[b"pr"]),
+                "leased_until": leased_until,
+                "leased_by": _text(h.get(b"lb")),
+                "lease_token": _text(h.get(b"tok")) if with_token else None,
+                "last_error": _text(h.get(b"le")),
+                "failed_at": None if failed_at is None else float(failed_at),
+                "dedup_key": _text(h.get(b"dk")),
+            }
+        )
+    except (KeyError, ValueError, UnicodeDecodeError) as exc:
+        raise StoreCorruptedError(
+            f"{where}: queue {queue!r} holds a malformed message record "
+            f"{h.get(b'id', b'?')!r}: {exc!r}"
+        ) from exc
 
 
-def _error_arg(error: str | None) -> str:
-    return "-" if error is None else "e" + error
+def _retry_record(where: str, key: str, flat: Sequence[bytes]) -> RetryRecord:
+    """The :class:`RetryRecord` a retry hash (as a flat reply) holds."""
+    h = _fields(flat)
+    try:
+        return RetryRecord(
+            key=key,
+            attempts=int(h[b"n"]),
+            first_attempt_at=float(h[b"first"]),
+            last_attempt_at=float(h[b"last"]),
+            exhausted=h.get(b"x") == b"1",
+            last_error=_text(h.get(b"err")),
+        )
+    except (KeyError, ValueError, UnicodeDecodeError) as exc:
+        raise StoreCorruptedError(
+            f"{where}: the retry record of {key!r} is malformed: {exc!r}"
+        ) from exc
 
 
-class RedisQueueStore(_RedisStore):
+# -- queue store -----------------------------------------------------------------------
+
+# How many record ids one integrity-check script call examines, so a large
+# store is checked in many short scripts rather than one long one.
+_CHECK_BATCH = 500
+# A message id is 32 hex digits, so neither ':' nor '}' can end up in it.
+_RECORD_KEY = re.compile(r"(.*)\}:m:([0-9a-f]{32})")
+_INDEX_SUFFIXES = ("}:ready", "}:delayed", "}:leased", "}:dead", "}:dedup", "}:notify")
+
+
+class RedisQueueStore(_RedisHandle):
     """A queue store in Redis, shared by every process that opens the same URL.
 
     Args:
@@ -236,10 +413,8 @@ class RedisQueueStore(_RedisStore):
             ConfigurationError: An option or the database number is invalid.
             StoreError: The server does not answer.
         """
-        config = RedisConfig.from_url(url)
-        store = cls(
-            config.client(), prefix=config.prefix, serializer=config.serializer, clock=clock
-        )
+        client, options = cls._connect(url)
+        store = cls(client, prefix=options["prefix"], serializer=options["serializer"], clock=clock)
         return store._adopt(url)
 
     # -- helpers -------------------------------------------------------------------
@@ -267,40 +442,6 @@ class RedisQueueStore(_RedisStore):
                     message_id,
                     reason,
                 )
-
-    def _message(
-        self, queue: str, flat: Sequence[bytes], now: float, *, with_token: bool = False
-    ) -> QueueMessage:
-        h = _fields(flat)
-        try:
-            message_id = h[b"id"].decode()
-            available_at = float(h[b"aa"])
-            state_code = h[b"st"]
-            stored = _STORED.get(state_code, StoredState.READY)
-            state, leased_until = effective_state(stored, available_at, now)
-            failed_at = h.get(b"fa")
-            return QueueMessage(
-                id=message_id,
-                queue=queue,
-                state=state,
-                payload=h[b"p"],
-                codec=h[b"c"].decode(),
-                attempts=int(h[b"a"]),
-                created_at=float(h[b"ca"]),
-                available_at=available_at,
-                priority=int(h[b"pr"]),
-                leased_until=leased_until,
-                leased_by=_text(h.get(b"lb")),
-                lease_token=_text(h.get(b"tok")) if with_token else None,
-                last_error=_text(h.get(b"le")),
-                failed_at=None if failed_at is None else float(failed_at),
-                dedup_key=_text(h.get(b"dk")),
-            )
-        except (KeyError, ValueError, UnicodeDecodeError) as exc:
-            raise StoreCorruptedError(
-                f"{self._where}: queue {queue!r} holds a malformed message record "
-                f"{h.get(b'id', b'?')!r}: {exc!r}"
-            ) from exc
 
     def _put(
         self,
@@ -332,7 +473,7 @@ class RedisQueueStore(_RedisStore):
         created_raw, existing = reply
         created_at = float(created_raw)
         if existing:
-            return [self._message(queue, existing, created_at)]
+            return [_message(self._where, queue, existing, created_at)]
         available_at = created_at + delay
         return [
             ready_message(
@@ -401,7 +542,7 @@ class RedisQueueStore(_RedisStore):
         )
         now = float(reply[0])
         self._report(queue, reply[1])
-        return [self._message(queue, flat, now, with_token=True) for flat in reply[2:]]
+        return [_message(self._where, queue, flat, now, with_token=True) for flat in reply[2:]]
 
     def wait(self, queue: str, timeout: float) -> None:
         """Block on the queue's wake-up list (``BLPOP``), never longer than the next due time."""
@@ -441,7 +582,7 @@ class RedisQueueStore(_RedisStore):
             return 0
         args: list[str] = []
         for message_id, token in leases:
-            args += [message_id, _token_arg(token)]
+            args += [message_id, token_arg(token)]
         return int(self._run("ack", self._qb(queue), self._global, queue, *args))
 
     def release(
@@ -462,9 +603,9 @@ class RedisQueueStore(_RedisStore):
             "release",
             self._qb(queue),
             message_id,
-            _token_arg(lease_token),
+            token_arg(lease_token),
             repr(delay),
-            _error_arg(error),
+            error_arg(error),
         )
         self._report(queue, events)
         return bool(done)
@@ -492,7 +633,7 @@ class RedisQueueStore(_RedisStore):
         check_message_id(message_id)
         error = check_error(error)
         done, events = self._run(
-            "dead_letter", self._qb(queue), message_id, _token_arg(lease_token), _error_arg(error)
+            "dead_letter", self._qb(queue), message_id, token_arg(lease_token), error_arg(error)
         )
         self._report(queue, events)
         return bool(done)
@@ -521,7 +662,7 @@ class RedisQueueStore(_RedisStore):
         check_queue_name(queue)
         now, flat, events = self._run("peek", self._qb(queue), self._global, queue)
         self._report(queue, events)
-        return self._message(queue, flat, float(now)) if flat else None
+        return _message(self._where, queue, flat, float(now)) if flat else None
 
     def inspect(self, queue: str, message_id: str) -> QueueMessage | None:
         """One message by id."""
@@ -529,7 +670,7 @@ class RedisQueueStore(_RedisStore):
         check_message_id(message_id)
         now, flat, events = self._run("inspect", self._qb(queue), message_id)
         self._report(queue, events)
-        return self._message(queue, flat, float(now)) if flat else None
+        return _message(self._where, queue, flat, float(now)) if flat else None
 
     def dead_letters(self, queue: str, *, limit: int | None = None) -> list[QueueMessage]:
         """Dead letters, oldest failure first."""
@@ -545,7 +686,7 @@ class RedisQueueStore(_RedisStore):
         )
         now = float(reply[0])
         self._report(queue, reply[1])
-        return [self._message(queue, flat, now) for flat in reply[2:]]
+        return [_message(self._where, queue, flat, now) for flat in reply[2:]]
 
     def stats(self, queue: str) -> QueueStats:
         """Counts by effective state."""
@@ -664,25 +805,13 @@ class RedisQueueStore(_RedisStore):
         hook for the connection-kill campaign; never called by localqueue itself.
         """
         self._check_open()
-        name = f"localqueue:{self._prefix}".encode()
-        pool = self._redis.connection_pool
-        kwargs = {k: v for k, v in pool.connection_kwargs.items() if k != "client_name"}
-        own_pool = redis.ConnectionPool(connection_class=pool.connection_class, **kwargs)
-        killer = redis.Redis(connection_pool=own_pool)
-        killed = 0
-        try:
-            with translate_errors(self._where, self._locked_error):
-                own = killer.client_id()
-                for client in killer.client_list():
-                    if str(client.get("name", "")).encode() == name and client["id"] != str(own):
-                        killed += int(killer.client_kill_filter(_id=client["id"]))
-        finally:
-            killer.close()
-            own_pool.disconnect()
-        return killed
+        return kill_named(self._redis, f"localqueue:{self._prefix}".encode(), self._rules)
 
 
-class RedisAttemptStore(_RedisStore):
+# -- attempt store ---------------------------------------------------------------------
+
+
+class RedisAttemptStore(_RedisHandle):
     """An attempt store in Redis: one hash per retry key.
 
     Args:
@@ -713,27 +842,11 @@ class RedisAttemptStore(_RedisStore):
             ConfigurationError: An option or the database number is invalid.
             StoreError: The server does not answer.
         """
-        config = RedisConfig.from_url(url)
-        return cls(config.client(), prefix=config.prefix, clock=clock)._adopt(url)
+        client, options = cls._connect(url)
+        return cls(client, prefix=options["prefix"], clock=clock)._adopt(url)
 
     def _key(self, key: str) -> str:
         return f"{self._prefix}:attempt:{key}"
-
-    def _record(self, key: str, flat: Sequence[bytes]) -> RetryRecord:
-        h = _fields(flat)
-        try:
-            return RetryRecord(
-                key=key,
-                attempts=int(h[b"n"]),
-                first_attempt_at=float(h[b"first"]),
-                last_attempt_at=float(h[b"last"]),
-                exhausted=h.get(b"x") == b"1",
-                last_error=_text(h.get(b"err")),
-            )
-        except (KeyError, ValueError, UnicodeDecodeError) as exc:
-            raise StoreCorruptedError(
-                f"{self._where}: the retry record of {key!r} is malformed: {exc!r}"
-            ) from exc
 
     def get_record(self, key: str) -> RetryRecord | None:
         """The record of ``key``, if any."""
@@ -741,12 +854,12 @@ class RedisAttemptStore(_RedisStore):
         flat = self._call("HGETALL", self._key(key))
         # redis-py turns HGETALL into a dict; scripts return the flat list.
         items = [part for pair in flat.items() for part in pair] if isinstance(flat, dict) else flat
-        return self._record(key, items) if items else None
+        return _retry_record(self._where, key, items) if items else None
 
     def begin_attempt(self, key: str) -> RetryRecord:
         """Count one more attempt for ``key``, atomically."""
         check_retry_key(key)
-        return self._record(key, self._run("begin_attempt", self._key(key)))
+        return _retry_record(self._where, key, self._run("begin_attempt", self._key(key)))
 
     def record_failure(
         self, key: str, error: str | None, *, exhausted: bool = False
@@ -755,14 +868,17 @@ class RedisAttemptStore(_RedisStore):
         check_retry_key(key)
         error = check_error(error)
         flat = self._run(
-            "record_failure", self._key(key), _error_arg(error), "1" if exhausted else "0"
+            "record_failure", self._key(key), error_arg(error), "1" if exhausted else "0"
         )
-        return self._record(key, flat) if flat else None
+        return _retry_record(self._where, key, flat) if flat else None
 
     def reset(self, key: str) -> bool:
         """Forget ``key``."""
         check_retry_key(key)
         return bool(self._call("DEL", self._key(key)))
+
+
+# -- backend ---------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -771,17 +887,17 @@ class RedisBackend(ClassBackend):
 
     def namespace(self, url: StoreURL, name: str) -> StoreURL:
         """``url`` with ``prefix=<its prefix>-<name>``, a prefix nobody else uses."""
-        prefix = RedisConfig.from_url(url).prefix
+        prefix = _check_redis_url(url)["prefix"]
         suffix = f"-{name}"
         return replace(url, query={**url.query, "prefix": prefix[: 64 - len(suffix)] + suffix})
 
     def drop_namespace(self, url: StoreURL) -> None:
         """Delete every key under the URL's prefix."""
-        config = RedisConfig.from_url(url)
-        client = config.client()
+        options = _check_redis_url(url)
+        client = connect(url, options)
         try:
             # Prefixes hold no ':', so this pattern matches this prefix's keys only.
-            keys = list(client.scan_iter(match=f"{config.prefix}:*", count=1000))
+            keys = list(client.scan_iter(match=f"{options['prefix']}:*", count=1000))
             for start in range(0, len(keys), 1000):
                 client.delete(*keys[start : start + 1000])
         finally:

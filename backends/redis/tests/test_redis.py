@@ -80,6 +80,37 @@ def test_a_prefix_that_could_overlap_another_is_rejected(
         open_queue_store(f"{redis_server_url}?prefix={prefix}")
 
 
+@pytest.mark.parametrize("store_class", [RedisQueueStore, RedisAttemptStore])
+@pytest.mark.parametrize("bad", ["{m}:b", "{m}{{y}}", "{m}" + "p" * 65, "{m} x", "", 7, None, True])
+def test_a_prefix_argument_the_url_would_refuse_is_refused_and_stores_nothing(
+    redis_server_url: str, admin: redis.Redis, store_class: type, bad: object
+) -> None:
+    marker = f"lqbad{uuid.uuid4().hex[:8]}"
+    prefix = bad.format(m=marker) if isinstance(bad, str) else bad
+    client = redis.Redis.from_url(redis_server_url)
+    try:
+        with pytest.raises(ConfigurationError, match="invalid Redis key prefix"):
+            store_class(client, prefix=prefix)
+    finally:
+        client.close()
+    assert not list(admin.scan_iter(match=f"*{marker}*", count=1000))
+    if isinstance(prefix, str):  # the same text is refused in the URL
+        with pytest.raises(InvalidOptionError, match="prefix"):
+            open_queue_store(f"{redis_server_url}?prefix={prefix}")
+
+
+@pytest.mark.parametrize("store_class", [RedisQueueStore, RedisAttemptStore])
+def test_a_prefix_argument_the_url_would_accept_is_accepted(
+    redis_server_url: str, store_class: type
+) -> None:
+    client = redis.Redis.from_url(redis_server_url)
+    try:
+        for prefix in ("p" * 64, "a.b-c_9"):
+            store_class(client, prefix=prefix).close()
+    finally:
+        client.close()
+
+
 def test_the_path_must_be_a_database_number(redis_prefix: str) -> None:
     with pytest.raises(ConfigurationError, match="database number"):
         open_queue_store(f"redis://127.0.0.1:6379/jobs?prefix={redis_prefix}")
