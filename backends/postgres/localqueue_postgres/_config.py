@@ -6,11 +6,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from localqueue.errors import ConfigurationError
-from localqueue.kit import SERIALIZER_OPTION
+from localqueue.kit import SERIALIZER_OPTION, check_argument
 from localqueue.serializers import Serializer
 from localqueue.urls import Option, StoreURL
 
-__all__ = ["OPTIONS", "SCHEMES", "PostgresConfig"]
+__all__ = ["OPTIONS", "SCHEMES", "PostgresConfig", "check_option_argument"]
 
 SCHEMES = ("postgresql", "postgres")
 
@@ -51,6 +51,34 @@ OPTIONS: dict[str, Option[Any]] = {
 }
 """The query-string options both stores accept, so one URL opens either."""
 
+# PostgresConfig checks its fields with these same options, so a value is accepted
+# as an argument exactly when it would be as URL text; these say why not. (The
+# serializer is left as it is: it is a Serializer, not text.)
+_BAD_ARGUMENT = {
+    "schema": (
+        f"schema must be a str of 1 to {_MAX_IDENTIFIER_BYTES} bytes without NUL, not {{value!r}}"
+    ),
+    "pool_min_size": "pool_min_size must be an int >= 0, not {value!r}",
+    "pool_max_size": "pool_max_size must be an int >= 1, not {value!r}",
+    "connect_timeout": "connect_timeout must be a finite number of seconds >= 1, not {value!r}",
+    "lock_timeout": "lock_timeout must be a finite number of seconds >= 0.001, not {value!r}",
+    "poll_interval": "poll_interval must be a finite number of seconds >= 0.01, not {value!r}",
+    "application_name": (
+        f"application_name must be a str of at most {_MAX_IDENTIFIER_BYTES} printable bytes, "
+        "not {value!r}"
+    ),
+    "sslmode": f"sslmode must be one of {', '.join(_SSL_MODES)}, not {{value!r}}",
+}
+
+
+def check_option_argument(name: str, value: object) -> None:
+    """Refuse ``value`` for option ``name`` unless the same text would pass in the URL.
+
+    Raises:
+        ConfigurationError: It would not.
+    """
+    check_argument(OPTIONS[name], value, _BAD_ARGUMENT[name])
+
 
 @dataclass(frozen=True)
 class PostgresConfig:
@@ -67,6 +95,28 @@ class PostgresConfig:
     application_name: str
     sslmode: str
 
+    def __post_init__(self) -> None:
+        """Check every field as the URL's options would (see :data:`OPTIONS`).
+
+        Raises:
+            ConfigurationError: ``url`` is not a PostgreSQL :class:`StoreURL`, a field
+                holds what its option would not give from URL text, or
+                ``pool_max_size`` is smaller than ``pool_min_size``.
+        """
+        if not isinstance(self.url, StoreURL):
+            raise ConfigurationError(
+                f"PostgresConfig needs a StoreURL, not {type(self.url).__name__}"
+            )
+        if self.url.scheme not in SCHEMES:
+            raise ConfigurationError(f"not a PostgreSQL URL: {self.url.redacted()!r}")
+        for name in _BAD_ARGUMENT:
+            check_option_argument(name, getattr(self, name))
+        if self.pool_max_size < self.pool_min_size:
+            raise ConfigurationError(
+                f"{self.url.scheme}: pool_max_size ({self.pool_max_size}) is smaller than "
+                f"pool_min_size ({self.pool_min_size})"
+            )
+
     @classmethod
     def from_url(cls, url: StoreURL) -> PostgresConfig:
         """Read ``url``'s options.
@@ -76,13 +126,7 @@ class PostgresConfig:
         """
         if url.scheme not in SCHEMES:
             raise ConfigurationError(f"not a PostgreSQL URL: {url.redacted()!r}")
-        values = url.options(OPTIONS)
-        if values["pool_max_size"] < values["pool_min_size"]:
-            raise ConfigurationError(
-                f"{url.scheme}: pool_max_size ({values['pool_max_size']}) is smaller than "
-                f"pool_min_size ({values['pool_min_size']})"
-            )
-        return cls(url=url, **values)
+        return cls(url=url, **url.options(OPTIONS))
 
     def connect_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``psycopg.connect``.

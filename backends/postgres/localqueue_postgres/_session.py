@@ -1,11 +1,11 @@
-"""A store's link to the server: the connection pool, retries and error translation."""
+"""A store's link to the server: the connection pool, retries and fault injection."""
 
 from __future__ import annotations
 
 import contextlib
 import select
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import TypeVar
 
@@ -20,10 +20,11 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from localqueue.errors import ConfigurationError, StoreClosedError, StoreError, StoreLockedError
+from localqueue.errors import ConfigurationError, StoreClosedError, StoreError
+from localqueue.kit import ErrorRule, translating
 from localqueue.protocols import Fault, FaultKind
 from localqueue_postgres._config import PostgresConfig
-from localqueue_postgres._errors import TRANSIENT, translate_errors
+from localqueue_postgres._errors import TRANSIENT
 from localqueue_postgres._schema import Tables, ensure_schema, has_damage_index
 
 __all__ = ["FAULTS", "RECONNECT_ATTEMPTS", "Connection", "Session"]
@@ -93,17 +94,15 @@ class Session:
 
     Args:
         config: The parsed URL.
-        locked: The ``*LockedError`` for lock timeouts of this kind of store.
+        rules: How driver errors read as localqueue errors (the store's ``_error_rules``).
         kind: ``"queue"`` or ``"attempt"``, for messages.
     """
 
-    def __init__(
-        self, config: PostgresConfig, *, locked: type[StoreLockedError], kind: str
-    ) -> None:
+    def __init__(self, config: PostgresConfig, *, rules: Sequence[ErrorRule], kind: str) -> None:
         self.config = config
         self.tables = Tables(config.schema)
         self.where = config.url.redacted()
-        self._locked = locked
+        self._rules = rules
         self._kind = kind
         self._closed = False
         self._lock = threading.Lock()
@@ -131,7 +130,7 @@ class Session:
 
     def errors(self) -> AbstractContextManager[None]:
         """The context manager mapping driver errors for this store."""
-        return translate_errors(self.where, self._locked, self.config.scrub)
+        return translating(self._rules)
 
     def check_open(self) -> None:
         """Raise ``StoreClosedError`` after :meth:`close`."""

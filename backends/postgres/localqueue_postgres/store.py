@@ -10,6 +10,11 @@ injected clock.
 
 URL: ``postgresql://user:password@host:port/database?schema=localqueue``
 (``postgres://`` too); see :data:`localqueue_postgres.OPTIONS`.
+
+The engine plumbing is in private modules beside this one: what a URL means
+(``_config``), the tables (``_schema``), the SQL text (``_statements``), and
+the connection pools, retries and fault injection (``_session``); this module
+is the queue and attempt semantics over them.
 """
 
 from __future__ import annotations
@@ -22,9 +27,9 @@ from dataclasses import dataclass, replace
 from typing import Any, Self
 
 import psycopg
+import psycopg_pool
 from psycopg import sql
 from psycopg.rows import dict_row
-from psycopg_pool import PoolTimeout
 
 from localqueue.errors import (
     AttemptStoreLockedError,
@@ -33,14 +38,16 @@ from localqueue.errors import (
     MessageNotFoundError,
     QueueStoreLockedError,
     StoreError,
+    StoreLockedError,
 )
 from localqueue.kit import (
     Capability,
     ClosingContext,
+    ErrorRule,
     QueueMessage,
     QueueStats,
     RetryRecord,
-    StoredState,
+    build_message,
     effective_state,
     new_message_id,
     new_message_ids,
@@ -66,22 +73,26 @@ from localqueue.validation import (
     check_timeout,
     storable_text,
 )
-from localqueue_postgres._config import PostgresConfig
-from localqueue_postgres._schema import NOW
+from localqueue_postgres._config import OPTIONS, PostgresConfig
+from localqueue_postgres._errors import LOCKED
 from localqueue_postgres._session import FAULTS, Connection, Session
+from localqueue_postgres._statements import AttemptStatements, QueueStatements
 
-__all__ = ["PostgresAttemptStore", "PostgresBackend", "PostgresQueueStore", "backend"]
-
-_READY, _INFLIGHT = int(StoredState.READY), int(StoredState.INFLIGHT)
-_DAMAGED_STATE = 7
-"""What ``damage_record`` writes: a state localqueue never does."""
+__all__ = ["OPTIONS", "PostgresAttemptStore", "PostgresBackend", "PostgresQueueStore", "backend"]
 
 _log = logging.getLogger(__name__)
 
-Row = dict[str, Any]
+
+# -- options ---------------------------------------------------------------------------
+
+# OPTIONS (the URL's options, also localqueue_postgres.OPTIONS) and the messages
+# for bad arguments live with PostgresConfig in _config, which the engine plumbing
+# reads too. A PostgresConfig checks each field with check_argument(OPTIONS[name],
+# ...), so the stores, which take one, accept a value exactly when the URL would.
 
 
 def _open_config(url: StoreURL, clock: Clock | None) -> PostgresConfig:
+    """The URL check both stores' ``from_url`` make: its options, and no clock."""
     if clock is not None:
         raise ConfigurationError(
             "the PostgreSQL stores keep time by the server's clock and take no clock argument"
@@ -89,203 +100,154 @@ def _open_config(url: StoreURL, clock: Clock | None) -> PostgresConfig:
     return PostgresConfig.from_url(url)
 
 
+def _check_config(config: object) -> PostgresConfig:
+    """The constructors' argument: a :class:`PostgresConfig`, whose fields it checked."""
+    if not isinstance(config, PostgresConfig):
+        raise ConfigurationError(
+            "the PostgreSQL stores take a PostgresConfig (or open them with from_url), "
+            f"not {type(config).__name__}"
+        )
+    return config
+
+
+# -- error translation -----------------------------------------------------------------
+
+
+def _error_rules(config: PostgresConfig, locked: type[StoreLockedError]) -> list[ErrorRule]:
+    """How psycopg's and its pool's exceptions map onto localqueue's tree.
+
+    Every message names the store by its redacted URL, and a driver message has
+    the password scrubbed from it, should one appear there.
+
+    Args:
+        config: The store's parsed URL.
+        locked: The ``*LockedError`` raised for lock and serialization timeouts.
+    """
+    where, scrub = config.url.redacted(), config.scrub
+    return [
+        (LOCKED, lambda e: locked(f"{where}: gave up waiting for a lock: {scrub(str(e))}")),
+        (
+            psycopg_pool.PoolTimeout,
+            lambda e: StoreError(
+                f"{where}: no connection available in time (server unreachable or pool exhausted)"
+            ),
+        ),
+        (
+            (psycopg.OperationalError, psycopg.InterfaceError),
+            lambda e: StoreError(f"{where}: connection to PostgreSQL failed: {scrub(str(e))}"),
+        ),
+        (psycopg.Error, lambda e: StoreError(f"{where}: PostgreSQL error: {scrub(str(e))}")),
+    ]
+
+
+# -- engine handle ---------------------------------------------------------------------
+
+Row = dict[str, Any]
+
+
+def _rows(conn: Connection, query: sql.Composed, params: dict[str, Any]) -> list[Row]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(query, params).fetchall()
+
+
+def _count(conn: Connection, query: sql.Composed, params: dict[str, Any]) -> int:
+    return conn.execute(query, params).rowcount
+
+
+def _scalar(conn: Connection, query: sql.Composed, params: dict[str, Any]) -> Any:
+    row = conn.execute(query, params).fetchone()
+    return None if row is None else row[0]
+
+
+class _PostgresHandle(ClosingContext):
+    """What both stores share: the session (pools, retries, error translation) on a schema."""
+
+    capabilities = frozenset({Capability.PERSISTENT, Capability.MULTI_PROCESS})
+    faults = FAULTS
+    """Faults :meth:`inject_fault` simulates (see ``localqueue.protocols.FaultInjectable``)."""
+    _locked_error: type[StoreLockedError] = StoreLockedError
+    _kind = "store"
+
+    def __init__(self, config: PostgresConfig) -> None:
+        config = _check_config(config)
+        self._session = Session(
+            config, rules=_error_rules(config, self._locked_error), kind=self._kind
+        )
+
+    @classmethod
+    def from_url(cls, url: StoreURL, *, clock: Clock | None = None) -> Self:
+        """Open the store a ``postgresql://`` URL names, creating its tables on first use.
+
+        Both stores take the same options, so one URL opens either.
+
+        Raises:
+            ConfigurationError: An option is invalid, or a ``clock`` was passed.
+            StoreError: The server cannot be reached.
+            SchemaVersionError: The schema was written by a newer release.
+        """
+        return cls(_open_config(url, clock))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._session.where!r})"
+
+    def inject_fault(self, fault: Fault) -> AbstractContextManager[None]:
+        """Test hook: make PostgreSQL fail as ``fault`` says until the context exits.
+
+        ``locked`` holds an ``EXCLUSIVE`` table lock from another session;
+        ``engine_error`` adds a row trigger raising past ``fault.after`` writes.
+        Both affect every handle on the schema. See
+        ``localqueue.protocols.FaultInjectable``.
+        """
+        return self._session.inject_fault(fault)
+
+    def close(self) -> None:
+        """Close the store's connections; later calls raise ``StoreClosedError``. Idempotent."""
+        self._session.close()
+
+
+# -- message building ------------------------------------------------------------------
+
+
 def _message(queue: str, row: Row, token: str | None = None) -> QueueMessage:
     state, available_at = row["state"], row["available_at"]
     # A damaged row (an unknown state) counts as dead until a lease moves it aside.
     effective, leased_until = effective_state(state, available_at, row["now"])
-    return QueueMessage(
-        id=row["id"],
-        queue=queue,
-        state=effective,
-        payload=bytes(row["payload"]),
-        codec=row["codec"],
-        attempts=row["attempts"],
-        created_at=row["created_at"],
-        available_at=available_at,
-        priority=row["priority"],
-        leased_until=leased_until,
-        leased_by=row["leased_by"],
-        lease_token=token,
-        last_error=row["last_error"],
-        failed_at=row["failed_at"],
-        dedup_key=row["dedup_key"],
+    return build_message(
+        {
+            "id": row["id"],
+            "queue": queue,
+            "state": effective,
+            "payload": bytes(row["payload"]),
+            "codec": row["codec"],
+            "attempts": row["attempts"],
+            "created_at": row["created_at"],
+            "available_at": available_at,
+            "priority": row["priority"],
+            "leased_until": leased_until,
+            "leased_by": row["leased_by"],
+            "lease_token": token,
+            "last_error": row["last_error"],
+            "failed_at": row["failed_at"],
+            "dedup_key": row["dedup_key"],
+        }
     )
 
 
-class _Statements:
-    """The queue store's SQL, composed once per store with its quoted names."""
+def _retry_record(row: Row) -> RetryRecord:
+    return RetryRecord(
+        key=row["key"],
+        attempts=row["attempts"],
+        first_attempt_at=row["first_attempt_at"],
+        last_attempt_at=row["last_attempt_at"],
+        exhausted=row["exhausted"],
+        last_error=row["last_error"],
+    )
 
-    def __init__(self, session: Session) -> None:
-        t = session.tables
-        names: dict[str, sql.Composable] = {"m": t.messages, "now": NOW}
 
-        def q(text: str) -> sql.Composed:
-            return sql.SQL(text).format(**names)
+# -- queue store -----------------------------------------------------------------------
 
-        # A statement-local NOTIFY: referenced by the final SELECT, so it runs
-        # exactly when a row changed, and is delivered when the statement commits.
-        self.put = q(
-            """WITH ins AS (
-                INSERT INTO {m} (id, queue, payload, codec, created_at, available_at,
-                                 priority, dedup_key)
-                VALUES (%(id)s, %(queue)s, %(payload)s, %(codec)s, {now}, {now} + %(delay)s,
-                        %(priority)s, %(dedup_key)s)
-                ON CONFLICT DO NOTHING
-                RETURNING *
-            ), note AS (SELECT pg_notify(%(channel)s, %(queue)s) FROM ins LIMIT 1)
-            SELECT ins.*, {now} AS now FROM ins LEFT JOIN note ON true"""
-        )
-        # A per-queue lock in the two-int advisory key space (the schema lock uses the
-        # one-bigint space): puts with max_size on one queue take turns, and each
-        # counts in a snapshot taken after the previous one committed.
-        self.capacity_lock = q(
-            "SELECT pg_advisory_xact_lock(hashtext(%(schema)s), hashtext(%(queue)s))"
-        )
-        self.unfinished = q("SELECT count(*) FROM {m} WHERE queue = %(queue)s AND state < 2")
-        self.by_dedup_key = q(
-            "SELECT *, {now} AS now FROM {m} WHERE queue = %(queue)s AND dedup_key = %(dedup_key)s"
-        )
-        # What made an insert conflict: its own id (stored by an attempt whose
-        # reply a lost connection cut off) or, first, the dedup key.
-        self.by_id_or_dedup_key = q(
-            """SELECT *, {now} AS now FROM {m}
-            WHERE queue = %(queue)s AND (id = %(id)s OR dedup_key = %(dedup_key)s)
-            LIMIT 1"""
-        )
-        self.by_ids = q(
-            "SELECT *, {now} AS now FROM {m} WHERE queue = %(queue)s AND id = ANY(%(ids)s::text[])"
-        )
-        self.put_many = q(
-            """WITH ins AS (
-                INSERT INTO {m} (id, queue, payload, codec, created_at, available_at, priority)
-                SELECT b.id, %(queue)s, b.payload, %(codec)s, {now}, {now} + %(delay)s,
-                       %(priority)s
-                FROM unnest(%(ids)s::text[], %(payloads)s::bytea[]) WITH ORDINALITY
-                     AS b(id, payload, n)
-                ORDER BY b.n
-                ON CONFLICT (id) DO NOTHING
-                RETURNING *
-            ), note AS (SELECT pg_notify(%(channel)s, %(queue)s) FROM ins LIMIT 1)
-            SELECT ins.*, {now} AS now FROM ins LEFT JOIN note ON true"""
-        )
-        # A row whose state localqueue never writes (a bad manual edit) is moved
-        # aside as a dead letter by the lease that meets it, so it never hides.
-        damaged = (
-            """damaged AS (
-                UPDATE {m} SET state = 2, lease_token = NULL, failed_at = {now},
-                    last_error = 'damaged record: unknown state ' || state::text
-                        || ' (moved aside as a dead letter by a lease)'
-                WHERE queue = %(queue)s AND state NOT IN (0, 1, 2)
-                RETURNING id
-            ), """
-            if session.damage_index
-            else "damaged AS (SELECT NULL::text AS id WHERE false), "
-        )
-        self.lease = q(
-            "WITH "
-            + damaged
-            + """picked AS (
-                SELECT id, available_at AS due FROM {m}
-                WHERE queue = %(queue)s AND state < 2 AND available_at <= {now}
-                ORDER BY priority DESC, available_at, seq
-                LIMIT %(limit)s
-                FOR UPDATE SKIP LOCKED
-            ), upd AS (
-            UPDATE {m} AS m
-            SET state = 1, attempts = m.attempts + 1, available_at = {now} + %(lease_timeout)s,
-                leased_by = %(leased_by)s,
-                lease_token = replace(gen_random_uuid()::text, '-', '')
-            FROM picked WHERE m.id = picked.id
-            RETURNING m.*, picked.due AS due
-        )
-        SELECT upd.*, {now} AS now, d.ids AS damaged_ids
-        FROM (SELECT array_agg(id) AS ids FROM damaged) AS d LEFT JOIN upd ON true"""
-        )
-        self.next_due = q(
-            "SELECT min(available_at) - {now} FROM {m} WHERE queue = %(queue)s AND state < 2"
-        )
-        self.ack = q(
-            """DELETE FROM {m} WHERE queue = %(queue)s AND id = %(id)s
-            AND (%(token)s::text IS NULL OR lease_token = %(token)s)"""
-        )
-        self.ack_many = q(
-            """DELETE FROM {m} AS m
-            USING unnest(%(ids)s::text[], %(tokens)s::text[]) AS p(id, token)
-            WHERE m.queue = %(queue)s AND m.id = p.id
-            AND (p.token IS NULL OR m.lease_token = p.token)"""
-        )
-        self.release = q(
-            """WITH upd AS (
-                UPDATE {m} SET state = 0, available_at = {now} + %(delay)s, lease_token = NULL,
-                    last_error = coalesce(%(error)s, last_error),
-                    failed_at = CASE WHEN %(error)s::text IS NULL THEN failed_at ELSE {now} END
-                WHERE queue = %(queue)s AND id = %(id)s AND state < 2
-                AND (%(token)s::text IS NULL OR lease_token = %(token)s)
-                RETURNING id
-            ), note AS (SELECT pg_notify(%(channel)s, %(queue)s) FROM upd LIMIT 1)
-            SELECT count(*) FROM upd LEFT JOIN note ON true"""
-        )
-        self.extend = q(
-            """UPDATE {m} SET available_at = {now} + %(lease_timeout)s
-            WHERE queue = %(queue)s AND id = %(id)s AND state = 1 AND lease_token = %(token)s"""
-        )
-        self.dead_letter = q(
-            """UPDATE {m} SET state = 2, lease_token = NULL, last_error = %(error)s,
-                failed_at = {now}
-            WHERE queue = %(queue)s AND id = %(id)s AND state < 2
-            AND (%(token)s::text IS NULL OR lease_token = %(token)s)"""
-        )
-        self.requeue_dead = q(
-            """WITH upd AS (
-                UPDATE {m} SET state = 0, attempts = 0, available_at = {now}
-                WHERE queue = %(queue)s AND state = 2
-                AND (%(ids)s::text[] IS NULL OR id = ANY(%(ids)s::text[]))
-                RETURNING id
-            ), note AS (SELECT pg_notify(%(channel)s, %(queue)s) FROM upd LIMIT 1)
-            SELECT count(*) FROM upd LEFT JOIN note ON true"""
-        )
-        self.purge: dict[str, sql.Composed] = {
-            "ready": q(
-                """DELETE FROM {m} WHERE queue = %(queue)s
-                AND (state = 0 OR (state = 1 AND available_at <= {now}))"""
-            ),
-            "dead": q("DELETE FROM {m} WHERE queue = %(queue)s AND state = 2"),
-            "all": q("DELETE FROM {m} WHERE queue = %(queue)s"),
-        }
-        self.peek = q(
-            """SELECT *, {now} AS now FROM {m}
-            WHERE queue = %(queue)s AND state < 2 AND available_at <= {now}
-            ORDER BY priority DESC, available_at, seq LIMIT 1"""
-        )
-        self.inspect = q("SELECT *, {now} AS now FROM {m} WHERE queue = %(queue)s AND id = %(id)s")
-        self.dead_letters = q(
-            """SELECT *, {now} AS now FROM {m} WHERE queue = %(queue)s AND state = 2
-            ORDER BY coalesce(failed_at, 0), seq LIMIT %(limit)s"""
-        )
-        self.stats = q(
-            """SELECT
-                count(*) FILTER (WHERE state < 2 AND available_at <= {now}),
-                count(*) FILTER (WHERE state = 0 AND available_at > {now}),
-                count(*) FILTER (WHERE state = 1 AND available_at > {now}),
-                count(*) FILTER (WHERE state NOT IN (0, 1))
-            FROM {m} WHERE queue = %(queue)s"""
-        )
-        self.queues = q("SELECT DISTINCT queue FROM {m}")
-        self.find_damaged = q(
-            "SELECT id, queue, state FROM {m} WHERE state NOT IN (0, 1, 2) ORDER BY queue, seq"
-        )
-        self.repair = q(
-            """WITH bad AS (
-                SELECT id, state FROM {m} WHERE state NOT IN (0, 1, 2) FOR UPDATE
-            )
-            UPDATE {m} AS m SET state = 2, lease_token = NULL, failed_at = {now},
-                last_error = 'damaged record: unknown state ' || bad.state::text
-                    || ' (moved aside as a dead letter by repair)'
-            FROM bad WHERE m.id = bad.id
-            RETURNING m.id, m.queue, bad.state"""
-        )
-        self.damage = q("UPDATE {m} SET state = %(state)s WHERE queue = %(queue)s AND id = %(id)s")
-        self.listen = sql.SQL("LISTEN {}").format(sql.Identifier(t.channel))
+_DAMAGED_STATE = 7
+"""What ``damage_record`` writes: a state localqueue never does."""
 
 
 class _Duplicate(Exception):
@@ -305,49 +267,20 @@ def _names_nothing(*texts: str | None) -> bool:
     return any(text is not None and storable_text(text) != text for text in texts)
 
 
-def _rows(conn: Connection, query: sql.Composed, params: dict[str, Any]) -> list[Row]:
-    with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(query, params).fetchall()
-
-
-def _count(conn: Connection, query: sql.Composed, params: dict[str, Any]) -> int:
-    return conn.execute(query, params).rowcount
-
-
-def _scalar(conn: Connection, query: sql.Composed, params: dict[str, Any]) -> Any:
-    row = conn.execute(query, params).fetchone()
-    return None if row is None else row[0]
-
-
-class PostgresQueueStore(ClosingContext):
+class PostgresQueueStore(_PostgresHandle):
     """A queue store in a PostgreSQL schema, shared by every process that opens the URL.
 
     Open it with :meth:`from_url` (or ``localqueue.open_queue_store(url)``).
     """
 
-    capabilities = frozenset({Capability.PERSISTENT, Capability.MULTI_PROCESS})
-    faults = FAULTS
-    """Faults :meth:`inject_fault` simulates (see ``localqueue.protocols.FaultInjectable``)."""
+    _locked_error = QueueStoreLockedError
+    _kind = "queue"
 
     def __init__(self, config: PostgresConfig) -> None:
+        super().__init__(config)
         self.serializer = config.serializer
-        self._session = Session(config, locked=QueueStoreLockedError, kind="queue")
-        self._sql = _Statements(self._session)
+        self._sql = QueueStatements(self._session)
         self._channel = self._session.tables.channel
-
-    @classmethod
-    def from_url(cls, url: StoreURL, *, clock: Clock | None = None) -> Self:
-        """Open the store a ``postgresql://`` URL names, creating its tables on first use.
-
-        Raises:
-            ConfigurationError: An option is invalid, or a ``clock`` was passed.
-            StoreError: The server cannot be reached.
-            SchemaVersionError: The schema was written by a newer release.
-        """
-        return cls(_open_config(url, clock))
-
-    def __repr__(self) -> str:
-        return f"PostgresQueueStore({self._session.where!r})"
 
     # -- writes ----------------------------------------------------------------
 
@@ -534,7 +467,7 @@ class PostgresQueueStore(ClosingContext):
         with self._session.errors():
             try:
                 conn = pool.getconn(timeout=max(timeout, 0.05))
-            except PoolTimeout:
+            except psycopg_pool.PoolTimeout:
                 return
             try:
                 self._listen(conn, queue, timeout, deadline)
@@ -734,16 +667,6 @@ class PostgresQueueStore(ClosingContext):
 
         return sorted(self._session.run(work))
 
-    def inject_fault(self, fault: Fault) -> AbstractContextManager[None]:
-        """Test hook: make PostgreSQL fail as ``fault`` says until the context exits.
-
-        ``locked`` holds an ``EXCLUSIVE`` table lock from another session;
-        ``engine_error`` adds a row trigger raising past ``fault.after`` writes.
-        Both affect every handle on the schema. See
-        ``localqueue.protocols.FaultInjectable``.
-        """
-        return self._session.inject_fault(fault)
-
     def check_integrity(self) -> list[str]:
         """Rows PostgreSQL keeps but localqueue cannot read (a state it never writes).
 
@@ -798,73 +721,36 @@ class PostgresQueueStore(ClosingContext):
         """
         return self._session.kill_connections()
 
-    def close(self) -> None:
-        """Close the store's connections; later calls raise ``StoreClosedError``. Idempotent."""
-        self._session.close()
+
+# -- attempt store ---------------------------------------------------------------------
 
 
-class PostgresAttemptStore(ClosingContext):
+class PostgresAttemptStore(_PostgresHandle):
     """Retry budgets in a PostgreSQL schema, shared by every process that opens the URL."""
 
-    capabilities = frozenset({Capability.PERSISTENT, Capability.MULTI_PROCESS})
-    faults = FAULTS
-    """Faults :meth:`inject_fault` simulates (see ``localqueue.protocols.FaultInjectable``)."""
+    _locked_error = AttemptStoreLockedError
+    _kind = "attempt"
 
     def __init__(self, config: PostgresConfig) -> None:
-        self._session = Session(config, locked=AttemptStoreLockedError, kind="attempt")
-        names = {"a": self._session.tables.attempts, "now": NOW}
-
-        def q(text: str) -> sql.Composed:
-            return sql.SQL(text).format(**names)
-
-        self._get = q("SELECT * FROM {a} WHERE key = %(key)s")
-        self._begin = q(
-            """INSERT INTO {a} AS a (key, attempts, first_attempt_at, last_attempt_at)
-            VALUES (%(key)s, 1, {now}, {now})
-            ON CONFLICT (key) DO UPDATE
-            SET attempts = a.attempts + 1, last_attempt_at = excluded.last_attempt_at
-            RETURNING *"""
-        )
-        self._failure = q(
-            """UPDATE {a} SET last_error = %(error)s, exhausted = exhausted OR %(exhausted)s
-            WHERE key = %(key)s RETURNING *"""
-        )
-        self._reset = q("DELETE FROM {a} WHERE key = %(key)s")
-
-    @classmethod
-    def from_url(cls, url: StoreURL, *, clock: Clock | None = None) -> Self:
-        """Open the attempt store a ``postgresql://`` URL names (options as for the queue store)."""
-        return cls(_open_config(url, clock))
-
-    def __repr__(self) -> str:
-        return f"PostgresAttemptStore({self._session.where!r})"
+        super().__init__(config)
+        self._sql = AttemptStatements(self._session)
 
     def _record(
         self, query: sql.Composed, params: dict[str, Any], *, idempotent: bool = True
     ) -> RetryRecord | None:
         rows = self._session.run(lambda conn: _rows(conn, query, params), idempotent=idempotent)
-        if not rows:
-            return None
-        row = rows[0]
-        return RetryRecord(
-            key=row["key"],
-            attempts=row["attempts"],
-            first_attempt_at=row["first_attempt_at"],
-            last_attempt_at=row["last_attempt_at"],
-            exhausted=row["exhausted"],
-            last_error=row["last_error"],
-        )
+        return _retry_record(rows[0]) if rows else None
 
     def get_record(self, key: str) -> RetryRecord | None:
         """The record of ``key``, if any."""
         check_retry_key(key)
-        return self._record(self._get, {"key": key})
+        return self._record(self._sql.get, {"key": key})
 
     def begin_attempt(self, key: str) -> RetryRecord:
         """Count one more attempt for ``key`` in one upsert."""
         check_retry_key(key)
         # Not retried after a lost connection: a second run would count twice.
-        record = self._record(self._begin, {"key": key}, idempotent=False)
+        record = self._record(self._sql.begin, {"key": key}, idempotent=False)
         if record is None:  # pragma: no cover - an upsert always returns its row
             raise AssertionError("INSERT ... RETURNING returned no row")
         return record
@@ -875,26 +761,15 @@ class PostgresAttemptStore(ClosingContext):
         """Record the latest failure of ``key``."""
         check_retry_key(key)
         error = check_error(error)
-        return self._record(self._failure, {"key": key, "error": error, "exhausted": exhausted})
+        return self._record(self._sql.failure, {"key": key, "error": error, "exhausted": exhausted})
 
     def reset(self, key: str) -> bool:
         """Forget ``key``."""
         check_retry_key(key)
-        return self._session.run(lambda conn: _count(conn, self._reset, {"key": key})) > 0
+        return self._session.run(lambda conn: _count(conn, self._sql.reset, {"key": key})) > 0
 
-    def inject_fault(self, fault: Fault) -> AbstractContextManager[None]:
-        """Test hook: make PostgreSQL fail as ``fault`` says until the context exits.
 
-        ``locked`` holds an ``EXCLUSIVE`` table lock from another session;
-        ``engine_error`` adds a row trigger raising past ``fault.after`` writes.
-        Both affect every handle on the schema. See
-        ``localqueue.protocols.FaultInjectable``.
-        """
-        return self._session.inject_fault(fault)
-
-    def close(self) -> None:
-        """Close the store's connections; later calls raise ``StoreClosedError``. Idempotent."""
-        self._session.close()
+# -- backend ---------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)

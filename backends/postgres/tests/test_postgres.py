@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -11,11 +12,13 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, cast
 
 import localqueue_postgres
 import psycopg
 import pytest
 from localqueue_postgres import PostgresAttemptStore, PostgresQueueStore
+from localqueue_postgres._config import PostgresConfig
 from psycopg import sql
 
 from localqueue import registry
@@ -94,6 +97,82 @@ def test_unknown_option_is_rejected_before_connecting() -> None:
 def test_pool_bounds_are_checked() -> None:
     with pytest.raises(ConfigurationError, match="pool_max_size"):
         open_queue_store("postgresql://h/db?pool_min_size=5&pool_max_size=2")
+
+
+_CONFIG_URL = StoreURL.parse("postgresql://127.0.0.1:1/test")
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("schema", ""),
+        ("schema", "x" * 64),
+        ("schema", "a\x00b"),
+        ("schema", 5),
+        ("pool_min_size", -1),
+        ("pool_min_size", 1.5),
+        ("pool_min_size", True),
+        ("pool_min_size", "1"),
+        ("pool_max_size", 0),
+        ("connect_timeout", 0.5),
+        ("connect_timeout", float("inf")),
+        ("connect_timeout", "10"),
+        ("connect_timeout", True),
+        ("lock_timeout", 0),
+        ("lock_timeout", float("nan")),
+        ("poll_interval", 0.001),
+        ("poll_interval", None),
+        ("application_name", "a\nb"),
+        ("application_name", "x" * 64),
+        ("application_name", 1),
+        ("sslmode", "bogus"),
+        ("sslmode", "PREFER"),
+        ("sslmode", None),
+    ],
+)
+def test_a_bad_config_argument_is_refused_as_in_the_url(name: str, value: object) -> None:
+    config = PostgresConfig.from_url(_CONFIG_URL)
+    with pytest.raises(ConfigurationError, match=name):
+        dataclasses.replace(config, **{name: cast(Any, value)})
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("schema", "queues"),
+        ("pool_min_size", 0),
+        ("pool_max_size", 3),
+        ("connect_timeout", 2),
+        ("lock_timeout", 0.001),
+        ("poll_interval", 0.5),
+        ("application_name", ""),
+        ("sslmode", "disable"),
+    ],
+)
+def test_a_config_argument_the_url_would_accept_is_accepted(name: str, value: object) -> None:
+    config = dataclasses.replace(PostgresConfig.from_url(_CONFIG_URL), **{name: cast(Any, value)})
+    assert getattr(config, name) == value
+    # The same as the URL gives for the value's text.
+    as_text = dataclasses.replace(_CONFIG_URL, query={name: str(value)})
+    assert PostgresConfig.from_url(as_text) == dataclasses.replace(config, url=as_text)
+
+
+def test_a_config_is_checked_whole_not_only_from_a_url() -> None:
+    config = PostgresConfig.from_url(_CONFIG_URL)
+    with pytest.raises(ConfigurationError, match="pool_max_size"):
+        dataclasses.replace(config, pool_min_size=5, pool_max_size=2)
+    with pytest.raises(ConfigurationError, match="not a PostgreSQL URL"):
+        dataclasses.replace(config, url=StoreURL.parse("redis://127.0.0.1:1/0"))
+    with pytest.raises(ConfigurationError, match="StoreURL"):
+        dataclasses.replace(config, url=cast(Any, "postgresql://127.0.0.1:1/test"))
+
+
+@pytest.mark.parametrize("store", [PostgresQueueStore, PostgresAttemptStore])
+def test_the_store_constructors_take_only_a_config(
+    store: Callable[[PostgresConfig], object],
+) -> None:
+    with pytest.raises(ConfigurationError, match="PostgresConfig"):
+        store(cast(Any, "postgresql://127.0.0.1:1/test"))
 
 
 def test_an_injected_clock_is_refused_because_time_is_the_servers() -> None:
