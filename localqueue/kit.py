@@ -3,8 +3,10 @@
 Every store in this repository, and every third-party one, uses these rather
 than writing its own: the stored state codes and the rule that turns them into
 the state a message is reported in, the fast message builders, the id and
-lease-token formats, the ``serializer`` URL option, retry-record arithmetic and
-the pattern for translating engine exceptions. Nothing here touches an engine.
+lease-token formats, the check of constructor arguments against URL options,
+retry-record arithmetic and the pattern for translating engine exceptions.
+Nothing here touches an engine, and nothing here encodes values: a store moves
+bytes and the codec's name, and the queue above it does the encoding.
 
 Message ids are 32 lower-case hex digits: 12 of the creation time in Unix
 milliseconds, then 20 random ones (:func:`new_message_id`), so ids sort by
@@ -36,13 +38,10 @@ from localqueue.errors import (
     ConfigurationError,
     LocalQueueError,
     StoreError,
-    UnknownSerializerError,
 )
-from localqueue.serializers import DEFAULT_SERIALIZER, Serializer, get_serializer
 from localqueue.urls import Option
 
 __all__ = [
-    "SERIALIZER_OPTION",
     "Capability",
     "ClosingContext",
     "ErrorRule",
@@ -58,7 +57,6 @@ __all__ = [
     "new_message_id",
     "new_message_ids",
     "next_attempt",
-    "parse_serializer",
     "ready_message",
     "translate_error",
     "translating",
@@ -136,22 +134,6 @@ def new_message_ids(count: int) -> list[str]:
 def new_lease_token() -> str:
     """A fresh random proof of one lease (16 hex digits)."""
     return os.urandom(8).hex()
-
-
-def parse_serializer(name: str) -> Serializer:
-    """Option parser: a registered serializer's name to the serializer."""
-    try:
-        return get_serializer(name)
-    except UnknownSerializerError as exc:
-        raise ValueError(str(exc)) from None
-
-
-SERIALIZER_OPTION: Option[Serializer] = Option(
-    parse_serializer,
-    get_serializer(DEFAULT_SERIALIZER),
-    "codec for new values: msgpack (default), json, or a registered name",
-)
-"""The ``?serializer=`` URL option every queue store declares among its options."""
 
 
 def check_argument(option: Option[Any], value: object, message: str) -> None:

@@ -34,7 +34,6 @@ from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
 from localqueue._models import Capability, QueueMessage, QueueStats, RetryRecord
-from localqueue.serializers import Serializer
 from localqueue.urls import StoreURL
 
 __all__ = [
@@ -63,12 +62,15 @@ PurgeTarget = Literal["ready", "dead", "all"]
 
 @runtime_checkable
 class QueueStore(Protocol):
-    """Durable storage for many named queues of messages."""
+    """Durable storage for many named queues of messages.
+
+    A store moves bytes: payloads arrive encoded, with the name of the codec
+    that wrote them, and are kept and returned unchanged. Encoding belongs to
+    the queue above (:class:`~localqueue.queue.PersistentQueue`).
+    """
 
     capabilities: frozenset[Capability]
     """The optional properties this store has."""
-    serializer: Serializer
-    """The codec the layers above use to encode new values for this store."""
 
     def put(
         self,

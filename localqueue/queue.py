@@ -13,6 +13,7 @@ from typing import Any, Self, TypeVar
 
 from localqueue._models import QueueMessage, QueueStats
 from localqueue.errors import (
+    ConfigurationError,
     Empty,
     Full,
     LeaseLostError,
@@ -21,7 +22,8 @@ from localqueue.errors import (
     ValidationError,
 )
 from localqueue.protocols import PurgeTarget, QueueStore
-from localqueue.registry import open_queue_store
+from localqueue.registry import open_queue_store, url_serializer
+from localqueue.serializers import DEFAULT_SERIALIZER, Serializer, get_serializer
 from localqueue.validation import check_lease_timeout, check_queue_name, check_timeout
 
 __all__ = ["DEFAULT_QUEUE_STORE_PATH", "PersistentQueue", "format_error"]
@@ -57,6 +59,14 @@ class PersistentQueue:
         maxsize: When positive, ``put`` blocks (or raises :class:`~localqueue.errors.Full`)
             while the queue holds this many unfinished (ready, delayed or leased) messages.
         lease_timeout: Seconds a leased message stays invisible to other consumers.
+        serializer: The codec (or its registered name) new values are encoded with:
+            msgpack by default, or what a store URL's ``?serializer=`` names. Any
+            message is decoded with the codec recorded with it, so changing this
+            only affects new messages.
+
+    Raises:
+        ConfigurationError: ``serializer`` and the URL's ``?serializer=`` disagree,
+            or either names no registered serializer.
 
     A store opened from a URL belongs to the queue and is closed by :meth:`close`;
     a store instance passed in is left open for its owner.
@@ -70,6 +80,7 @@ class PersistentQueue:
         store_path: str | os.PathLike[str] | None = None,
         maxsize: int = 0,
         lease_timeout: float = 30.0,
+        serializer: Serializer | str | None = None,
     ) -> None:
         self.name = check_queue_name(name)
         if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize < 0:
@@ -80,12 +91,22 @@ class PersistentQueue:
             raise ValidationError("pass either store or store_path, not both")
         if store is None:
             store = os.fspath(store_path) if store_path is not None else DEFAULT_QUEUE_STORE_PATH
+        chosen = None if serializer is None else get_serializer(serializer)
         if isinstance(store, str | os.PathLike):
+            from_url = url_serializer(os.fspath(store))
+            if chosen is not None and from_url is not None and chosen.name != from_url.name:
+                raise ConfigurationError(
+                    f"serializer={chosen.name!r} disagrees with the store URL's "
+                    f"?serializer={from_url.name}: give one of them"
+                )
+            chosen = chosen or from_url
             self.store: QueueStore = open_queue_store(store)
             self._owns_store = True
         else:
             self.store = store
             self._owns_store = False
+        self.serializer: Serializer = chosen or get_serializer(DEFAULT_SERIALIZER)
+        """The codec new values are encoded with."""
         self._gotten: collections.deque[QueueMessage] = collections.deque()
         self._gotten_lock = threading.Lock()
 
@@ -106,7 +127,7 @@ class PersistentQueue:
     # -- producing -------------------------------------------------------------
 
     def _encode(self, value: Any) -> bytes:
-        return self.store.serializer.dumps(value)
+        return self.serializer.dumps(value)
 
     def _unfinished(self) -> int:
         s = self.store.stats(self.name)
@@ -149,7 +170,7 @@ class PersistentQueue:
         """Add a value; it is durable when this returns.
 
         Args:
-            value: Anything the store's serializer encodes (``bytes`` need msgpack).
+            value: Anything the queue's serializer encodes (``bytes`` need msgpack).
             block: With ``maxsize``, wait for room instead of raising ``Full``.
             timeout: Most seconds to wait for room.
             delay: Seconds before the message can be delivered.
@@ -164,7 +185,7 @@ class PersistentQueue:
             Full: The queue stayed full.
         """
         store = self.store
-        serializer = store.serializer
+        serializer = self.serializer
         payload = serializer.dumps(value)
         if self.maxsize <= 0:
             return store.put(
@@ -206,7 +227,7 @@ class PersistentQueue:
         """
         payloads = [self._encode(v) for v in values]
         store = self.store
-        codec = store.serializer.name
+        codec = self.serializer.name
         if self.maxsize <= 0:
             return store.put_many(self.name, payloads, codec=codec, delay=delay, priority=priority)
         return self._with_room(

@@ -32,11 +32,14 @@ from localqueue._models import Capability
 from localqueue.errors import (
     BackendNotInstalledError,
     ConfigurationError,
+    InvalidOptionError,
     StoreNotFoundError,
     UnknownBackendError,
+    UnknownSerializerError,
 )
 from localqueue.protocols import AttemptStore, Backend, Clock, QueueStore
-from localqueue.urls import StoreURL
+from localqueue.serializers import Serializer, get_serializer
+from localqueue.urls import QUEUE_OPTIONS, StoreURL
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -47,6 +50,7 @@ __all__ = [
     "open_attempt_store",
     "open_queue_store",
     "register",
+    "url_serializer",
 ]
 
 ENTRY_POINT_GROUP = "localqueue.backends"
@@ -221,6 +225,33 @@ def _require_existing(backend: Backend, url: StoreURL) -> None:
         raise StoreNotFoundError(url.path)
 
 
+def url_serializer(url: str | os.PathLike[str] | StoreURL) -> Serializer | None:
+    """The codec a store URL's ``?serializer=`` names, or ``None`` if it names none.
+
+    The option belongs to the queue, not the store: :class:`~localqueue.queue.PersistentQueue`
+    encodes with it, and :func:`open_queue_store` takes it off before the backend
+    sees the URL.
+
+    Raises:
+        InvalidOptionError: The name is not a registered serializer.
+    """
+    parsed = url if isinstance(url, StoreURL) else StoreURL.parse(url)
+    name = parsed.query.get("serializer")
+    if name is None:
+        return None
+    try:
+        return get_serializer(name)
+    except UnknownSerializerError as exc:
+        raise InvalidOptionError(parsed.scheme, "serializer", f"{name!r}: {exc}") from None
+
+
+def _store_url(url: str | os.PathLike[str]) -> StoreURL:
+    """``url`` parsed, its queue options checked and taken off: what a backend receives."""
+    parsed = StoreURL.parse(url)
+    url_serializer(parsed)
+    return parsed.without(*QUEUE_OPTIONS)
+
+
 def open_queue_store(
     url: str | os.PathLike[str], *, clock: Clock | None = None, create: bool = True
 ) -> QueueStore:
@@ -234,11 +265,14 @@ def open_queue_store(
             callers want, so a mistyped path is not read as an empty queue.
             Server stores (and ``memory://``) are opened as usual.
 
+    A ``?serializer=`` option is checked and not passed on (it configures the
+    queue: see :func:`url_serializer`).
+
     Raises:
         ConfigurationError: The URL, its scheme or an option is invalid.
         StoreNotFoundError: ``create`` is false and nothing exists at the store's path.
     """
-    parsed = StoreURL.parse(url)
+    parsed = _store_url(url)
     backend = get_backend(parsed.scheme)
     if not create:
         _require_existing(backend, parsed)
@@ -259,7 +293,7 @@ def open_attempt_store(
         ConfigurationError: The URL, its scheme or an option is invalid.
         StoreNotFoundError: ``create`` is false and nothing exists at the store's path.
     """
-    parsed = StoreURL.parse(url)
+    parsed = _store_url(url)
     backend = get_backend(parsed.scheme)
     if not create:
         _require_existing(backend, parsed)

@@ -8,11 +8,12 @@ declares the ones it takes, with their types, through :class:`Option`.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 from localqueue.errors import ConfigurationError, InvalidOptionError
@@ -95,6 +96,15 @@ class Option(Generic[T]):
         return Option(str, default, help)
 
 
+QUEUE_OPTIONS: Final = ("serializer",)
+"""Options any store URL may carry that configure the queue above the store.
+
+``?serializer=`` names the codec :class:`~localqueue.queue.PersistentQueue`
+encodes new values with; the registry takes it off the URL before a backend
+sees it, so stores never receive it (see :func:`localqueue.registry.url_serializer`).
+"""
+
+
 @dataclass(frozen=True)
 class StoreURL:
     """A parsed store URL. Its ``repr`` and :meth:`redacted` never show the password."""
@@ -157,7 +167,7 @@ class StoreURL:
         """
         unknown = sorted(set(self.query) - set(spec))
         if unknown:
-            known = ", ".join(sorted(spec)) or "none"
+            known = ", ".join(sorted({*spec, *QUEUE_OPTIONS}))
             raise InvalidOptionError(self.scheme, unknown[0], f"unknown option (known: {known})")
         values: dict[str, Any] = {}
         for name, option in spec.items():
@@ -171,6 +181,13 @@ class StoreURL:
                     self.scheme, name, f"{self.query[name]!r}: {exc}"
                 ) from None
         return values
+
+    def without(self, *names: str) -> StoreURL:
+        """This URL without the query options ``names``."""
+        if not any(name in self.query for name in names):
+            return self
+        query = {k: v for k, v in self.query.items() if k not in names}
+        return dataclasses.replace(self, query=query)
 
     def redacted(self) -> str:
         """The URL with any password replaced by ``***``: safe for logs and errors."""

@@ -9,13 +9,16 @@ from pathlib import Path
 import pytest
 
 from localqueue import (
+    ConfigurationError,
     Empty,
     Full,
+    InvalidOptionError,
     LeaseLostError,
     MessageNotFoundError,
     MessageState,
     PersistentQueue,
     QueueStats,
+    UnknownSerializerError,
     ValidationError,
 )
 from localqueue.protocols import QueueStore
@@ -303,3 +306,37 @@ def test_maxsize_holds_across_four_producer_processes(tmp_path: Path, scheme: st
     assert outcomes.count("full") == 30
     with PersistentQueue("bounded", store=url) as queue:
         assert queue.qsize() == 10
+
+
+def test_the_queue_owns_encoding_chosen_by_argument_or_url(
+    queue_store: QueueStore, tmp_path: Path
+) -> None:
+    by_argument = PersistentQueue("q", queue_store, serializer="json")
+    assert by_argument.put({"n": 1}).codec == "json"
+    assert by_argument.put({"n": 2}).payload == b'{"n":2}'
+    assert PersistentQueue("q", queue_store).serializer.name == "msgpack"
+    url = f"sqlite:///{tmp_path}/codec.db?serializer=json"
+    with PersistentQueue("q", url) as by_url:
+        assert by_url.serializer.name == "json"
+        assert by_url.put([1]).codec == "json"
+        assert not hasattr(by_url.store, "serializer")
+    # Every message decodes with its own codec, whatever the reader encodes with.
+    with PersistentQueue("q", f"sqlite:///{tmp_path}/codec.db") as reader:
+        assert reader.serializer.name == "msgpack"
+        assert reader.get_nowait() == [1]
+
+
+def test_a_serializer_that_disagrees_with_the_url_is_refused_before_opening(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "never.db"
+    with pytest.raises(ConfigurationError, match="disagrees"):
+        PersistentQueue("q", f"sqlite:///{db}?serializer=json", serializer="msgpack")
+    with pytest.raises(UnknownSerializerError):
+        PersistentQueue("q", "memory://", serializer="pickle")
+    with pytest.raises(InvalidOptionError, match="serializer"):
+        PersistentQueue("q", f"sqlite:///{db}?serializer=pickle")
+    assert not db.exists()
+    # The same name both ways is fine.
+    with PersistentQueue("q", "memory://?serializer=json", serializer="json") as queue:
+        assert queue.serializer.name == "json"

@@ -152,6 +152,39 @@ def test_register_at_runtime_and_refuse_silent_replacement() -> None:
         register("bad scheme!", backend)
 
 
+def test_stores_never_see_the_queue_serializer_option() -> None:
+    seen: list[StoreURL] = []
+
+    class Recording(MemoryQueueStore):
+        @classmethod
+        def from_url(cls, url: StoreURL, *, clock: object = None) -> MemoryQueueStore:
+            seen.append(url)
+            url.options({})  # a store declaring no options must still open
+            return cls()
+
+    class RecordingAttempts(MemoryAttemptStore):
+        @classmethod
+        def from_url(cls, url: StoreURL, *, clock: object = None) -> MemoryAttemptStore:
+            seen.append(url)
+            url.options({})
+            return cls()
+
+    register("unit-codec", ClassBackend(Recording, RecordingAttempts))
+    try:
+        open_queue_store("unit-codec://?serializer=json").close()
+        registry.open_attempt_store("unit-codec://?serializer=json").close()
+        assert [dict(url.query) for url in seen] == [{}, {}]
+        assert registry.url_serializer("unit-codec://?serializer=json").name == "json"  # type: ignore[union-attr]
+        assert registry.url_serializer("unit-codec://") is None
+        with pytest.raises(InvalidOptionError, match="serializer"):
+            registry.open_attempt_store("unit-codec://?serializer=pickle")
+        with pytest.raises(InvalidOptionError, match=r"known: serializer"):
+            open_queue_store("unit-codec://?serialiser=json")
+    finally:
+        registry._registered.pop("unit-codec", None)
+        registry._loaded.pop("unit-codec", None)
+
+
 def test_installed_plugin_distribution_is_found_lazily(tmp_path: Path) -> None:
     target = tmp_path / "site"
     subprocess.run(

@@ -90,11 +90,13 @@ def test_a_persistent_backend_without_the_hook_fails_with_advice(
     result.stdout.fnmatch_lines(["*no namespace()/drop_namespace() hook*"])
 
 
-@pytest.mark.parametrize("scheme", ["sqlite", "lmdb"])
-def test_path_namespaces_are_fresh_and_dropped_whole(scheme: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("scheme", "query"), [("sqlite", "normal"), ("lmdb", "nosync")])
+def test_path_namespaces_are_fresh_and_dropped_whole(
+    scheme: str, query: str, tmp_path: Path
+) -> None:
     backend = get_backend(scheme)
     assert isinstance(backend, NamespacedBackend)
-    given = StoreURL.parse(f"{scheme}:///{tmp_path}/store?serializer=json")
+    given = StoreURL.parse(f"{scheme}:///{tmp_path}/store?durability={query}")
     one, two = backend.namespace(given, "a1"), backend.namespace(given, "b2")
     assert one != two
     assert one.query == given.query

@@ -17,7 +17,7 @@ from localqueue.cli.errors import CliError, exit_code_for
 from localqueue.errors import ConfigurationError, StoreNotFoundError
 from localqueue.protocols import AttemptStore, QueueStore
 from localqueue.queue import PersistentQueue
-from localqueue.registry import open_attempt_store, open_queue_store
+from localqueue.registry import open_attempt_store, open_queue_store, url_serializer
 from localqueue.validation import check_queue_name
 
 __all__ = ["open_chosen", "open_retry_store", "opened_queue", "opened_store"]
@@ -74,8 +74,14 @@ def opened_queue(
     """A :class:`PersistentQueue` over the chosen store, which is closed afterwards."""
     # A bad name is a usage error whether or not the store exists.
     check_queue_name(name)
-    with opened_store(store, store_path, create=create) as handle:
-        yield PersistentQueue(name, handle, lease_timeout=lease_timeout)
+    choice = choose_store(store, store_path)
+    handle = open_chosen(choice, open_queue_store, create=create)
+    try:
+        # The URL's ?serializer= is the queue's codec (already checked by the open).
+        codec = url_serializer(choice.url)
+        yield PersistentQueue(name, handle, lease_timeout=lease_timeout, serializer=codec)
+    finally:
+        handle.close()
 
 
 def open_retry_store(url: str | None, path: str | None) -> AttemptStore:

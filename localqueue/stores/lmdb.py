@@ -1,7 +1,7 @@
 """LMDB stores: memory-mapped B+trees for high-rate local queues.
 
 URL: ``lmdb:///relative/dir`` or ``lmdb:////absolute/dir`` (the directory is
-created if missing). Options: ``serializer``, ``durability`` (``sync`` or
+created if missing). Options: ``durability`` (``sync`` or
 ``nosync``), ``map_size`` (bytes), ``max_readers`` and ``disk_reserve``
 (bytes). See ``docs/stores/lmdb.md``.
 
@@ -57,7 +57,6 @@ from localqueue.errors import (
     StoreLockedError,
 )
 from localqueue.kit import (
-    SERIALIZER_OPTION,
     Capability,
     ClosingContext,
     ErrorRule,
@@ -78,7 +77,6 @@ from localqueue.kit import (
 )
 from localqueue.protocols import Clock, Damage, Fault, FaultKind, PurgeTarget
 from localqueue.registry import PathBackend
-from localqueue.serializers import DEFAULT_SERIALIZER, Serializer, get_serializer
 from localqueue.stores._lmdb_env import (
     SCHEMA_VERSION,
     Environment,
@@ -137,7 +135,6 @@ Record = list[Any]
 # -- options ---------------------------------------------------------------------------
 
 OPTIONS: dict[str, Option[Any]] = {
-    "serializer": SERIALIZER_OPTION,
     "durability": Option.choice(
         "sync",
         ("sync", "nosync"),
@@ -630,7 +627,6 @@ class LMDBQueueStore(_LMDBHandle):
 
     Args:
         path: The environment's directory (created if missing).
-        serializer: Codec (or its name) for new values; msgpack by default.
         durability: ``"sync"`` (default): every commit is flushed to disk before
             returning. ``"nosync"``: commits survive a crash of the process but not
             of the machine.
@@ -658,27 +654,22 @@ class LMDBQueueStore(_LMDBHandle):
         self,
         path: str | os.PathLike[str],
         *,
-        serializer: Serializer | str = DEFAULT_SERIALIZER,
         durability: str = "sync",
         map_size: int = DEFAULT_MAP_SIZE,
         max_readers: int = 126,
         disk_reserve: int = DEFAULT_DISK_RESERVE,
         clock: Clock | None = None,
     ) -> None:
-        self.serializer = get_serializer(serializer)
         super().__init__(path, durability, map_size, max_readers, clock, disk_reserve)
 
     @classmethod
     def from_url(cls, url: StoreURL, *, clock: Clock | None = None) -> Self:
-        """Open the store ``lmdb:///dir?serializer=...&durability=...`` names."""
+        """Open the store ``lmdb:///dir?durability=...`` names."""
         options = _check_lmdb_url(url)
         return cls(url.path, **options, clock=clock)
 
     def __repr__(self) -> str:
-        return (
-            f"LMDBQueueStore({self.path!r}, serializer={self.serializer.name!r}, "
-            f"durability={self.durability!r})"
-        )
+        return f"LMDBQueueStore({self.path!r}, durability={self.durability!r})"
 
     def _get(
         self, shared: Environment, txn: Txn, queue: str, id_key: bytes | None
@@ -1412,9 +1403,8 @@ class LMDBAttemptStore(_LMDBHandle):
 
     @classmethod
     def from_url(cls, url: StoreURL, *, clock: Clock | None = None) -> Self:
-        """Open the store ``lmdb:///dir`` names (``serializer`` is accepted and unused)."""
+        """Open the store ``lmdb:///dir`` names."""
         options = _check_lmdb_url(url)
-        options.pop("serializer")
         return cls(url.path, **options, clock=clock)
 
     def __repr__(self) -> str:

@@ -5,7 +5,7 @@ tested here behaves the same on disk. State belongs to the instance; nothing
 survives ``close()`` or the process. Share one instance between threads to
 stand in for several consumers.
 
-URL: ``memory://`` (each open is a new, empty store). Options: ``serializer``.
+URL: ``memory://`` (each open is a new, empty store); it takes no options.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from typing import Any, Self, TypeVar
 
 from localqueue.errors import ConfigurationError, Full, StoreClosedError
 from localqueue.kit import (
-    SERIALIZER_OPTION,
     Capability,
     ClosingContext,
     QueueMessage,
@@ -35,7 +34,6 @@ from localqueue.kit import (
 )
 from localqueue.protocols import Clock, PurgeTarget
 from localqueue.registry import ClassBackend
-from localqueue.serializers import DEFAULT_SERIALIZER, Serializer, get_serializer
 from localqueue.urls import Option, StoreURL
 from localqueue.validation import (
     check_delay,
@@ -59,7 +57,7 @@ __all__ = ["MemoryAttemptStore", "MemoryQueueStore", "backend"]
 
 # -- options ---------------------------------------------------------------------------
 
-OPTIONS: dict[str, Option[Any]] = {"serializer": SERIALIZER_OPTION}
+OPTIONS: dict[str, Option[Any]] = {}
 """The query-string options of ``memory://`` URLs."""
 
 
@@ -190,7 +188,6 @@ class MemoryQueueStore(ClosingContext):
     """A queue store held in this process's memory.
 
     Args:
-        serializer: Codec (or its name) for new values; msgpack by default.
         clock: Time source; ``time.time`` by default.
     """
 
@@ -199,10 +196,8 @@ class MemoryQueueStore(ClosingContext):
     def __init__(
         self,
         *,
-        serializer: Serializer | str = DEFAULT_SERIALIZER,
         clock: Clock | None = None,
     ) -> None:
-        self.serializer = get_serializer(serializer)
         self._clock: Clock = clock or time.time
         self._queues: dict[str, _Queue] = {}
         self._lock = threading.Lock()
@@ -220,11 +215,11 @@ class MemoryQueueStore(ClosingContext):
 
     @classmethod
     def from_url(cls, url: StoreURL, *, clock: Clock | None = None) -> Self:
-        """Open a new store from ``memory://?serializer=...``."""
+        """Open a new store from ``memory://``."""
         return cls(**_check_memory_url(url), clock=clock)
 
     def __repr__(self) -> str:
-        return f"MemoryQueueStore(serializer={self.serializer.name!r})"
+        return "MemoryQueueStore()"
 
     # -- helpers (call with the lock held) -----------------------------------
 

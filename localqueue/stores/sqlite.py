@@ -7,7 +7,7 @@ block the single writer, and each handle keeps one connection guarded by a
 lock.
 
 URL: ``sqlite:///relative.db``, ``sqlite:////absolute.db`` or a plain path.
-Options: ``serializer``, ``durability`` (``full``/``normal``/``off``, mapped to
+Options: ``durability`` (``full``/``normal``/``off``, mapped to
 ``PRAGMA synchronous``), ``timeout`` (seconds of lock contention retried
 before :class:`~localqueue.errors.QueueStoreLockedError`) and
 ``poll_interval`` (how often a blocked ``wait`` looks for other processes'
@@ -51,7 +51,6 @@ from localqueue.errors import (
     StoreLockedError,
 )
 from localqueue.kit import (
-    SERIALIZER_OPTION,
     Capability,
     ClosingContext,
     ErrorRule,
@@ -66,7 +65,6 @@ from localqueue.kit import (
 )
 from localqueue.protocols import Clock, Damage, Fault, PurgeTarget
 from localqueue.registry import PathBackend
-from localqueue.serializers import DEFAULT_SERIALIZER, Serializer, get_serializer
 from localqueue.stores._sqlite_db import (
     SCHEMA_STATEMENTS,
     SCHEMA_VERSION,
@@ -127,7 +125,6 @@ def _positive_seconds(text: str) -> float:
 
 
 OPTIONS: dict[str, Option[Any]] = {
-    "serializer": SERIALIZER_OPTION,
     "durability": Option.choice(
         "full",
         tuple(DURABILITY_LEVELS),
@@ -482,7 +479,6 @@ class SQLiteQueueStore(ClosingContext):
 
     Args:
         path: The database file; created with its schema when missing.
-        serializer: Codec (or its name) for new values; msgpack by default.
         durability: ``"full"`` (default), ``"normal"`` or ``"off"``: ``PRAGMA synchronous``.
         timeout: Seconds lock contention is retried before ``QueueStoreLockedError``.
         poll_interval: Seconds between checks for other processes' writes in :meth:`wait`.
@@ -505,13 +501,11 @@ class SQLiteQueueStore(ClosingContext):
         self,
         path: str | os.PathLike[str],
         *,
-        serializer: Serializer | str = DEFAULT_SERIALIZER,
         durability: str = "full",
         timeout: float = 30.0,
         poll_interval: float = 0.005,
         clock: Clock | None = None,
     ) -> None:
-        self.serializer = get_serializer(serializer)
         _check_argument("poll_interval", poll_interval)
         self._poll_interval = float(poll_interval)
         self._clock: Clock = clock or time.time
@@ -542,10 +536,7 @@ class SQLiteQueueStore(ClosingContext):
         return self._db.path
 
     def __repr__(self) -> str:
-        return (
-            f"SQLiteQueueStore({self.path!r}, serializer={self.serializer.name!r}, "
-            f"durability={self.durability!r})"
-        )
+        return f"SQLiteQueueStore({self.path!r}, durability={self.durability!r})"
 
     # -- writes ----------------------------------------------------------------
 
@@ -1176,8 +1167,8 @@ class SQLiteAttemptStore(ClosingContext):
 
     @classmethod
     def from_url(cls, url: StoreURL, *, clock: Clock | None = None) -> Self:
-        """Open the store a ``sqlite://`` URL names; ``serializer`` and ``poll_interval``
-        are accepted (the same URL serves both store kinds) and unused."""
+        """Open the store a ``sqlite://`` URL names; ``poll_interval`` is accepted
+        (the same URL serves both store kinds) and unused."""
         options = url.options(OPTIONS)
         return cls(
             _url_path(url),

@@ -14,6 +14,10 @@ from localqueue.protocols import AttemptStore, NamespacedBackend, QueueStore
 from localqueue.registry import get_backend, open_attempt_store, open_queue_store
 from localqueue.urls import StoreURL
 
+CODEC = "msgpack"
+"""The codec name the suite stores raw payloads under: stores move bytes and keep
+the name, so any registered name would do; values the suite decodes are msgpack."""
+
 __all__ = ["FakeClock", "StoreSuiteBase", "Timeline"]
 
 

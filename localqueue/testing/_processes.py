@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from localqueue.registry import open_attempt_store, open_queue_store
+from localqueue.testing._base import CODEC
 
 QUEUE = "jobs"
 
@@ -18,7 +19,7 @@ def produce(url: str, prefix: str, count: int, batch: int) -> None:
     """Put ``count`` messages ``prefix-i``, in batches of ``batch`` (1 means plain ``put``)."""
     store = open_queue_store(url)
     try:
-        codec = store.serializer.name
+        codec = CODEC
         if batch <= 1:
             for i in range(count):
                 store.put(QUEUE, f"{prefix}-{i}".encode(), codec=codec)

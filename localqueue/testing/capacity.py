@@ -21,7 +21,7 @@ from localqueue._models import Capability
 from localqueue.errors import Full, ValidationError
 from localqueue.protocols import QueueStore
 from localqueue.registry import open_queue_store
-from localqueue.testing._base import StoreSuiteBase
+from localqueue.testing._base import CODEC, StoreSuiteBase
 
 __all__ = ["CapacitySuite"]
 
@@ -35,7 +35,7 @@ def _unfinished(store: QueueStore, queue: str = Q) -> int:
 
 
 def _put(store: QueueStore, payload: bytes, max_size: int | None, **options: Any) -> Any:
-    return store.put(Q, payload, codec=store.serializer.name, max_size=max_size, **options)
+    return store.put(Q, payload, codec=CODEC, max_size=max_size, **options)
 
 
 def bounded_producer(
@@ -105,7 +105,7 @@ class CapacitySuite(StoreSuiteBase):
 
     def test_the_bound_is_per_queue(self, make_queue_store: Callable[[], QueueStore]) -> None:
         store = make_queue_store()
-        codec = store.serializer.name
+        codec = CODEC
         store.put("other", b"x", codec=codec)
         store.put("other", b"y", codec=codec)
         _put(store, b"a", 1)
@@ -116,14 +116,14 @@ class CapacitySuite(StoreSuiteBase):
         store = make_queue_store()
         for i in range(5):
             _put(store, f"m{i}".encode(), None)
-        store.put_many(Q, [b"x", b"y"], codec=store.serializer.name, max_size=None)
+        store.put_many(Q, [b"x", b"y"], codec=CODEC, max_size=None)
         assert store.stats(Q).total == 7
 
     def test_put_many_is_all_or_nothing_against_the_bound(
         self, make_queue_store: Callable[[], QueueStore]
     ) -> None:
         store = make_queue_store()
-        codec = store.serializer.name
+        codec = CODEC
         store.put_many(Q, [b"a", b"b", b"c"], codec=codec, max_size=5)
         with pytest.raises(Full):
             store.put_many(Q, [b"d", b"e", b"f"], codec=codec, max_size=5)
@@ -153,7 +153,7 @@ class CapacitySuite(StoreSuiteBase):
         self, make_queue_store: Callable[[], QueueStore], bad: object
     ) -> None:
         store = make_queue_store()
-        codec = store.serializer.name
+        codec = CODEC
         _put(store, b"kept", None)
         with pytest.raises(ValidationError):
             store.put(Q, b"x", codec=codec, max_size=bad)  # type: ignore[arg-type]
@@ -178,7 +178,7 @@ class CapacitySuite(StoreSuiteBase):
 
         def produce(store: QueueStore) -> None:
             nonlocal stored, refused
-            codec = store.serializer.name
+            codec = CODEC
             try:
                 barrier.wait(30)
                 for _ in range(attempts):

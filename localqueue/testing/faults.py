@@ -43,6 +43,7 @@ from localqueue.protocols import (
     IntegrityCheckable,
     QueueStore,
 )
+from localqueue.testing._base import CODEC
 from localqueue.testing.attempt_store import AttemptStoreCase
 from localqueue.testing.queue_store import QueueStoreCase
 
@@ -111,14 +112,10 @@ class Verb:
     call: Callable[[QueueStore, World], object]
 
 
-def _codec(store: QueueStore) -> str:
-    return store.serializer.name
-
-
 QUEUE_VERBS: dict[str, Verb] = {
-    "put": Verb(0, lambda s, w: s.put(Q, b"new", codec=_codec(s))),
-    "put-dedup": Verb(0, lambda s, w: s.put(Q, b"new", codec=_codec(s), dedup_key="k")),
-    "put_many": Verb(1, lambda s, w: s.put_many(Q, [b"a", b"b", b"c"], codec=_codec(s))),
+    "put": Verb(0, lambda s, w: s.put(Q, b"new", codec=CODEC)),
+    "put-dedup": Verb(0, lambda s, w: s.put(Q, b"new", codec=CODEC, dedup_key="k")),
+    "put_many": Verb(1, lambda s, w: s.put_many(Q, [b"a", b"b", b"c"], codec=CODEC)),
     "lease": Verb(0, lambda s, w: s.lease(Q, lease_timeout=LONG)),
     "lease-batch": Verb(1, lambda s, w: s.lease(Q, lease_timeout=LONG, limit=3)),
     "ack": Verb(0, lambda s, w: s.ack(Q, w.leased[0].id, lease_token=_token(w.leased[0]))),
@@ -233,9 +230,9 @@ class EngineErrorSuite(FaultCase):
         total = store.stats(Q).total
         fault = Fault("engine_error", after=2)
         with injectable.inject_fault(fault), pytest.raises(StoreError):
-            store.put_many(Q, [b"%d" % i for i in range(10)], codec=_codec(store))
+            store.put_many(Q, [b"%d" % i for i in range(10)], codec=CODEC)
         assert store.stats(Q).total == total
-        stored = store.put_many(Q, [b"%d" % i for i in range(10)], codec=_codec(store))
+        stored = store.put_many(Q, [b"%d" % i for i in range(10)], codec=CODEC)
         assert [store.inspect(Q, m.id) is not None for m in stored] == [True] * 10
         assert store.stats(Q).total == total + 10
 

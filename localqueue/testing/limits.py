@@ -14,7 +14,7 @@ import pytest
 
 from localqueue.errors import PayloadTooLargeError, ValidationError
 from localqueue.protocols import AttemptStore, QueueStore
-from localqueue.testing._base import StoreSuiteBase
+from localqueue.testing._base import CODEC, StoreSuiteBase
 from localqueue.validation import SHARED_LIMITS, StoreLimits, limits_of
 
 __all__ = ["AttemptStoreLimitsSuite", "LimitsSuite"]
@@ -43,7 +43,7 @@ class LimitsSuite(StoreSuiteBase):
     def test_payload_at_the_limit_is_stored_whole(
         self, store: QueueStore, limits: StoreLimits
     ) -> None:
-        codec = store.serializer.name
+        codec = CODEC
         size = limits.max_payload_bytes
         # Not one repeated byte, so an engine that compresses or truncates is seen.
         payload = (bytes(range(256)) * (size // 256 + 1))[:size]
@@ -58,7 +58,7 @@ class LimitsSuite(StoreSuiteBase):
         assert leased[0].payload == payload
 
     def test_queue_name_at_the_limit(self, store: QueueStore, limits: StoreLimits) -> None:
-        codec = store.serializer.name
+        codec = CODEC
         name = "q" * limits.max_queue_name_length
         shorter = name[:-1]
         m = store.put(name, b"long", codec=codec)
@@ -72,7 +72,7 @@ class LimitsSuite(StoreSuiteBase):
     def test_dedup_key_and_worker_id_at_the_limit(
         self, store: QueueStore, limits: StoreLimits
     ) -> None:
-        codec = store.serializer.name
+        codec = CODEC
         key = "k" * limits.max_key_length
         first = store.put("keys", b"a", codec=codec, dedup_key=key)
         # Keys that agree on every character an engine might keep must stay apart.
@@ -92,7 +92,7 @@ class LimitsSuite(StoreSuiteBase):
         assert store.stats("keys").total == 2
 
     def test_batches_at_the_limit(self, store: QueueStore, limits: StoreLimits) -> None:
-        codec = store.serializer.name
+        codec = CODEC
         n = limits.max_batch
         with pytest.raises(ValidationError):
             store.put_many("batch", [b"x"] * (n + 1), codec=codec)

@@ -22,7 +22,8 @@ from localqueue.errors import (
 )
 from localqueue.protocols import IntegrityCheckable, QueueStore
 from localqueue.queue import PersistentQueue
-from localqueue.testing._base import FakeClock, StoreSuiteBase, Timeline
+from localqueue.serializers import Serializer, get_serializer
+from localqueue.testing._base import CODEC, FakeClock, StoreSuiteBase, Timeline
 from localqueue.validation import MAX_BATCH, MAX_PAYLOAD_BYTES, MAX_PRIORITY
 
 __all__ = [
@@ -93,7 +94,7 @@ class QueueStoreCase(StoreSuiteBase):
         store: QueueStore, payload: bytes = b"x", queue: str = Q, **options: Any
     ) -> QueueMessage:
         """Put raw bytes with the store's codec."""
-        return store.put(queue, payload, codec=store.serializer.name, **options)
+        return store.put(queue, payload, codec=CODEC, **options)
 
     @staticmethod
     def lease_one(
@@ -130,7 +131,7 @@ class LeaseSuite(QueueStoreCase):
         assert m.attempts == 0
         assert m.priority == 3
         assert m.payload == b"hello"
-        assert m.codec == store.serializer.name
+        assert m.codec == CODEC
         assert m.available_at == at(m.created_at, 1e-3)
         assert m.leased_until is None
         assert m.lease_token is None
@@ -596,7 +597,7 @@ class BatchSuite(QueueStoreCase):
 
     def test_put_many_stores_all_in_order(self, store: QueueStore) -> None:
         payloads = [str(i).encode() for i in range(150)]
-        stored = store.put_many(Q, payloads, codec=store.serializer.name)
+        stored = store.put_many(Q, payloads, codec=CODEC)
         assert [m.payload for m in stored] == payloads
         assert len({m.id for m in stored}) == 150
         assert all(m.state is MessageState.READY for m in stored)
@@ -607,15 +608,15 @@ class BatchSuite(QueueStoreCase):
 
     def test_put_many_with_delay_and_priority(self, store: QueueStore) -> None:
         self.put(store, b"plain")
-        stored = store.put_many(Q, [b"a", b"b"], codec=store.serializer.name, priority=5)
-        store.put_many(Q, [b"c"], codec=store.serializer.name, delay=LONG)
+        stored = store.put_many(Q, [b"a", b"b"], codec=CODEC, priority=5)
+        store.put_many(Q, [b"c"], codec=CODEC, delay=LONG)
         assert all(m.priority == 5 for m in stored)
         got = [m.payload for m in store.lease(Q, lease_timeout=LONG, limit=5)]
         assert got == [b"a", b"b", b"plain"]
         assert store.stats(Q).delayed == 1
 
     def test_empty_batch_stores_nothing(self, store: QueueStore) -> None:
-        assert store.put_many(Q, [], codec=store.serializer.name) == []
+        assert store.put_many(Q, [], codec=CODEC) == []
         assert store.queues() == []
 
     def test_bad_batch_stores_nothing(self, store: QueueStore) -> None:
@@ -623,11 +624,11 @@ class BatchSuite(QueueStoreCase):
         before = self.snapshot(store)
         too_big = b"x" * (MAX_PAYLOAD_BYTES + 1)
         with pytest.raises(PayloadTooLargeError):
-            store.put_many(Q, [b"ok", too_big], codec=store.serializer.name)
+            store.put_many(Q, [b"ok", too_big], codec=CODEC)
         with pytest.raises(ValidationError):
-            store.put_many(Q, [b"ok", "not bytes"], codec=store.serializer.name)  # type: ignore[list-item]
+            store.put_many(Q, [b"ok", "not bytes"], codec=CODEC)  # type: ignore[list-item]
         with pytest.raises(ValidationError):
-            store.put_many(Q, [b"x"] * (MAX_BATCH + 1), codec=store.serializer.name)
+            store.put_many(Q, [b"x"] * (MAX_BATCH + 1), codec=CODEC)
         assert self.snapshot(store) == before
 
 
@@ -957,7 +958,7 @@ class DecodeSuite(QueueStoreCase):
 
     def test_undecodable_payload_is_leased_and_reported(self, store: QueueStore) -> None:
         bad = store.put(Q, b"\xc1 not msgpack", codec="no-such-codec")
-        good = self.put(store, store.serializer.dumps({"ok": True}))
+        good = self.put(store, get_serializer(CODEC).dumps({"ok": True}))
         leased = store.lease(Q, lease_timeout=LONG, limit=2)
         assert [m.id for m in leased] == [bad.id, good.id]
         with pytest.raises(MessageDecodeError) as info:
@@ -978,7 +979,12 @@ class DecodeSuite(QueueStoreCase):
 
 
 class QueueValueSuite(QueueStoreCase):
-    """Values through PersistentQueue with the store's serializer."""
+    """Values through PersistentQueue, with each built-in serializer, on the store."""
+
+    @pytest.fixture(params=["msgpack", "json"])
+    def serializer(self, request: pytest.FixtureRequest) -> Serializer:
+        """The codec the queue encodes with."""
+        return get_serializer(request.param)
 
     VALUES: tuple[Any, ...] = (
         None,
@@ -994,18 +1000,18 @@ class QueueValueSuite(QueueStoreCase):
         {"to": "user@example.com", "n": [1, 2, {"deep": True}]},
     )
 
-    def test_values_round_trip(self, store: QueueStore) -> None:
-        queue = PersistentQueue(Q, store)
+    def test_values_round_trip(self, store: QueueStore, serializer: Serializer) -> None:
+        queue = PersistentQueue(Q, store, serializer=serializer)
         for value in self.VALUES:
             queue.put(value)
         got = [queue.get_nowait() for _ in self.VALUES]
         assert got == list(self.VALUES)
 
     def test_bytes_round_trip_with_msgpack_and_fail_cleanly_with_json(
-        self, store: QueueStore
+        self, store: QueueStore, serializer: Serializer
     ) -> None:
-        queue = PersistentQueue(Q, store)
-        if store.serializer.name == "json":
+        queue = PersistentQueue(Q, store, serializer=serializer)
+        if serializer.name == "json":
             with pytest.raises(UnserializableValueError):
                 queue.put(b"raw")
             assert store.stats(Q).total == 0
@@ -1013,26 +1019,29 @@ class QueueValueSuite(QueueStoreCase):
             queue.put(b"raw")
             assert queue.get_nowait() == b"raw"
 
-    def test_unserialisable_value_stores_nothing(self, store: QueueStore) -> None:
-        queue = PersistentQueue(Q, store)
+    def test_unserialisable_value_stores_nothing(
+        self, store: QueueStore, serializer: Serializer
+    ) -> None:
+        queue = PersistentQueue(Q, store, serializer=serializer)
         queue.put("keep")
         with pytest.raises(UnserializableValueError):
             queue.put(object())
         with pytest.raises(UnserializableValueError):
             queue.put_many(["fine", object()])
         with pytest.raises(UnserializableValueError):
-            queue.put({"nan": math.nan} if store.serializer.name == "json" else {1: object()})
+            queue.put({"nan": math.nan} if serializer.name == "json" else {1: object()})
         assert store.stats(Q) == QueueStats(ready=1)
 
     def test_reader_decodes_with_the_recorded_codec(
-        self, store: QueueStore, make_queue_store: Callable[[], QueueStore]
+        self,
+        store: QueueStore,
+        make_queue_store: Callable[[], QueueStore],
+        serializer: Serializer,
     ) -> None:
-        from localqueue.serializers import get_serializer
-
-        other = "json" if store.serializer.name == "msgpack" else "msgpack"
+        other = "json" if serializer.name == "msgpack" else "msgpack"
         codec = get_serializer(other)
         store.put(Q, codec.dumps({"written": other}), codec=other)
-        queue = PersistentQueue(Q, make_queue_store())
+        queue = PersistentQueue(Q, make_queue_store(), serializer=serializer)
         assert queue.get_nowait() == {"written": other}
 
 
@@ -1044,7 +1053,7 @@ class IntegritySuite(QueueStoreCase):
             pytest.skip("store does not offer check_integrity")
         for i in range(30):
             self.put(store, bytes([i]), priority=i % 3, dedup_key=f"k{i % 7}", delay=i % 2 * LONG)
-        store.put_many("other", [b"a", b"b"], codec=store.serializer.name)
+        store.put_many("other", [b"a", b"b"], codec=CODEC)
         leased = store.lease(Q, lease_timeout=LONG, limit=6)
         store.ack(Q, leased[0].id, lease_token=leased[0].lease_token)
         store.release(Q, leased[1].id, lease_token=leased[1].lease_token, delay=5)
@@ -1200,7 +1209,7 @@ class ConcurrentLeaseSuite(TimedCase):
     ) -> None:
         first = make_queue_store()
         handles = [first] * 4 if shared else [first] + [make_queue_store() for _ in range(3)]
-        first.put_many(Q, [str(i).encode() for i in range(120)], codec=first.serializer.name)
+        first.put_many(Q, [str(i).encode() for i in range(120)], codec=CODEC)
         log = LeaseLog(now, margin=0.0)
         acked = self.race(handles, log, 120, lease_timeout=LONG, limit=limit)
         assert log.problems == []
@@ -1220,7 +1229,7 @@ class ConcurrentLeaseSuite(TimedCase):
         """Half-second leases, some abandoned: each is delivered again only once it expired."""
         handles = [make_queue_store() for _ in range(3)]
         store = handles[0]
-        store.put_many(Q, [str(i).encode() for i in range(40)], codec=store.serializer.name)
+        store.put_many(Q, [str(i).encode() for i in range(40)], codec=CODEC)
         log = LeaseLog(now, margin=0.0 if clock is not None else 0.1)
         with _Ticker(clock):
             acked = self.race(handles, log, 40, lease_timeout=0.5, limit=limit, abandon_every=4)
@@ -1319,7 +1328,7 @@ class TimestampSuite(TimedCase):
         )
 
     def test_put_many_times(self, store: QueueStore, now: Callable[[], float], tol: float) -> None:
-        codec = store.serializer.name
+        codec = CODEC
         for m in store.put_many(Q, [b"a", b"b"], codec=codec, delay=LONG):
             assert m.created_at == at(now(), tol)
             assert m.available_at == at(now() + LONG, tol)
@@ -1618,7 +1627,7 @@ class ClosedStoreSuite(QueueStoreCase):
         m = self.put(store)
         leased = self.lease_one(store)
         token = leased.lease_token or "t"
-        codec = store.serializer.name
+        codec = CODEC
         store.close()
         store.close()
         calls: dict[str, Callable[[], object]] = {
@@ -1665,7 +1674,7 @@ class RecordFieldsSuite(QueueStoreCase):
         return m
 
     def test_every_verb_returns_the_queue_and_codec(self, store: QueueStore) -> None:
-        codec = store.serializer.name
+        codec = CODEC
         keyed = self.assert_whole(self.put(store, b"k", dedup_key="key"), codec)
         self.assert_whole(self.put(store, b"again", dedup_key="key"), codec)
         for m in store.put_many(Q, [b"a", b"b"], codec="other-codec"):

@@ -20,6 +20,7 @@ import pytest
 
 from localqueue.errors import ValidationError
 from localqueue.protocols import AttemptStore, QueueStore
+from localqueue.testing._base import CODEC
 from localqueue.testing.attempt_store import AttemptStoreCase
 from localqueue.testing.queue_store import QueueStoreCase
 from localqueue.validation import storable_text
@@ -106,7 +107,7 @@ class TextSuite(QueueStoreCase):
     @pytest.mark.parametrize("payload", PAYLOADS, ids=lambda p: p[:8].hex() or "empty")
     def test_payload_bytes_come_back_exactly(self, store: QueueStore, payload: bytes) -> None:
         one = self.put(store, payload, queue=Q)
-        batch = store.put_many(Q, [payload, payload], codec=store.serializer.name)
+        batch = store.put_many(Q, [payload, payload], codec=CODEC)
         for m in store.lease(Q, lease_timeout=LONG, limit=10):
             assert m.payload == payload
         for message_id in [one.id, *(b.id for b in batch)]:

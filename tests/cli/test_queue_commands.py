@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from localqueue.cli import exit_codes
+from localqueue.registry import open_queue_store
 
 from .conftest import create_store, invoke, lines, one
 
@@ -235,3 +236,12 @@ def test_table_shows_values_literally(q: Any) -> None:
     added = add(q, "--value", "[bold]not markup[/bold]", "--raw")
     shown = q("inspect", added["id"], "--format", "table")
     assert "[bold]not markup[/bold]" in shown.stdout
+
+
+def test_the_url_serializer_encodes_what_add_stores(tmp_path: Any) -> None:
+    url = f"sqlite:///{tmp_path}/codec.db?serializer=json"
+    added = one(invoke(["queue", "add", "emails", "--value", '{"n": 1}', "--store", url]))
+    with open_queue_store(f"sqlite:///{tmp_path}/codec.db") as store:
+        stored = store.inspect("emails", added["id"])
+    assert stored is not None
+    assert (stored.codec, stored.payload) == ("json", b'{"n":1}')

@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 
-from localqueue.kit import SERIALIZER_OPTION
 from localqueue.protocols import AttemptStore, Clock, QueueStore
 from localqueue.registry import ClassBackend, register
 from localqueue.stores.memory import MemoryAttemptStore, MemoryQueueStore
@@ -43,16 +42,16 @@ class SharedMemoryBackend:
 
     def open_queue_store(self, url: StoreURL, *, clock: Clock | None = None) -> QueueStore:
         """The queue store shared by every open of ``url``."""
-        options = url.options({"serializer": SERIALIZER_OPTION})
+        url.options({})
         with self._lock:
             store = self._queues.get(str(url))
             if store is None or getattr(store, "_closed", False):
-                store = self._queues[str(url)] = self.queue_cls(clock=clock, **options)
+                store = self._queues[str(url)] = self.queue_cls(clock=clock)
             return store  # type: ignore[no-any-return]
 
     def open_attempt_store(self, url: StoreURL, *, clock: Clock | None = None) -> AttemptStore:
         """The attempt store shared by every open of ``url``."""
-        url.options({"serializer": SERIALIZER_OPTION})
+        url.options({})
         with self._lock:
             store = self._attempts.get(str(url))
             if store is None or getattr(store, "_closed", False):

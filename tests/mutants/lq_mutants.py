@@ -134,7 +134,7 @@ class MemLeaseRace(MemoryQueueStore):
                 rec.leased_by = leased_by
                 rec.token = "%016x" % next(self._tokens)  # noqa: UP031
                 self._schedule(q, rec, now)
-                leased.append(self._message(queue, rec, now, rec.token))
+                leased.append(mem._message(queue, rec, now, rec.token))
         return leased
 
 
@@ -224,7 +224,7 @@ class MemInspectAnyQueue(MemoryQueueStore):
             for name, q in self._queues.items():
                 rec = q.records.get(message_id)
                 if rec is not None:
-                    return self._message(name, rec, self._clock())
+                    return mem._message(name, rec, self._clock())
             return None
 
 
@@ -364,7 +364,7 @@ class MemDedupNotPerQueue(MemoryQueueStore):
             with self._lock:
                 for name, q in self._queues.items():
                     if key in q.dedup:
-                        return self._message(name, q.records[q.dedup[key]], self._clock())
+                        return mem._message(name, q.records[q.dedup[key]], self._clock())
         return super().put(queue, payload, **kw)
 
 
@@ -477,14 +477,14 @@ class MemPutSkipsValidation(MemoryQueueStore):
             q = self._queue(queue)
             now = self._clock()
             if dedup_key is not None and dedup_key in q.dedup:
-                return self._message(queue, q.records[q.dedup[dedup_key]], now)
+                return mem._message(queue, q.records[q.dedup[dedup_key]], now)
             if max_size is not None:
                 self._check_room(q, queue, 1, max_size)
             rec = self._new(
                 q, self._new_id(), payload, codec, now, float(delay), priority, dedup_key
             )
             self._changed.notify_all()
-            return self._message(queue, rec, now)
+            return mem._message(queue, rec, now)
 
 
 @mutant("queue names differing in case or trailing space are distinct queues")
@@ -517,7 +517,7 @@ class MemPeekShowsLeased(MemoryQueueStore):
             if not live:
                 return None
             rec = min(live, key=lambda r: (-r.priority, r.seq))
-            return self._message(queue, rec, self._clock())
+            return mem._message(queue, rec, self._clock())
 
 
 @mutant("dead_letters lists oldest failure first and honours limit")

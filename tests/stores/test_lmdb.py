@@ -1,4 +1,6 @@
-"""The LMDB store against the conformance suite, with both serializers."""
+"""The LMDB store against the conformance suite."""
+
+from pathlib import Path
 
 import pytest
 
@@ -6,12 +8,12 @@ from localqueue.testing import AttemptStoreSuite, QueueStoreSuite
 
 
 class TestLMDBQueueStore(QueueStoreSuite):
-    @pytest.fixture(params=["msgpack", "json"])
-    def store_url(self, request: pytest.FixtureRequest, tmp_path: object) -> str:
-        return f"lmdb:///{tmp_path}/env?serializer={request.param}"
+    @pytest.fixture
+    def store_url(self, tmp_path: Path) -> str:
+        return f"lmdb:///{tmp_path}/env"
 
 
 class TestLMDBAttemptStore(AttemptStoreSuite):
     @pytest.fixture
-    def store_url(self, tmp_path: object) -> str:
+    def store_url(self, tmp_path: Path) -> str:
         return f"lmdb:///{tmp_path}/env"

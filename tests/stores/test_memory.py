@@ -1,4 +1,4 @@
-"""The memory store against the conformance suite, with both serializers."""
+"""The memory store against the conformance suite."""
 
 from collections.abc import Callable
 
@@ -10,15 +10,14 @@ from localqueue.testing import AttemptStoreSuite, FakeClock, QueueStoreSuite
 
 
 class TestMemoryQueueStore(QueueStoreSuite):
-    @pytest.fixture(params=["msgpack", "json"])
-    def store_url(self, request: pytest.FixtureRequest) -> str:
-        return f"memory://?serializer={request.param}"
+    @pytest.fixture
+    def store_url(self) -> str:
+        return "memory://"
 
     @pytest.fixture
-    def make_queue_store(self, store_url: str, clock: FakeClock | None) -> Callable[[], QueueStore]:
+    def make_queue_store(self, clock: FakeClock | None) -> Callable[[], QueueStore]:
         # memory:// opens a new store each time; handles must share one instance.
-        serializer = store_url.rpartition("=")[2]
-        store = MemoryQueueStore(serializer=serializer, clock=clock)
+        store = MemoryQueueStore(clock=clock)
         return lambda: store
 
 

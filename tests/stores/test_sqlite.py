@@ -1,4 +1,4 @@
-"""The SQLite stores against the conformance suite, with both serializers."""
+"""The SQLite stores against the conformance suite."""
 
 from pathlib import Path
 
@@ -8,9 +8,9 @@ from localqueue.testing import AttemptStoreSuite, QueueStoreSuite
 
 
 class TestSQLiteQueueStore(QueueStoreSuite):
-    @pytest.fixture(params=["msgpack", "json"])
-    def store_url(self, request: pytest.FixtureRequest, tmp_path: Path) -> str:
-        return f"sqlite:///{tmp_path}/queue.db?serializer={request.param}"
+    @pytest.fixture
+    def store_url(self, tmp_path: Path) -> str:
+        return f"sqlite:///{tmp_path}/queue.db"
 
 
 class TestSQLiteAttemptStore(AttemptStoreSuite):

@@ -86,7 +86,6 @@ class FlakyStore:
     def __init__(self, clock: Clock | None = None) -> None:
         self.inner = MemoryQueueStore(clock=clock)
         self.capabilities = self.inner.capabilities
-        self.serializer = self.inner.serializer
         self.rules: list[Rule] = []
         self.calls: list[tuple[str, float, bool]] = []
         self._lock = threading.Lock()

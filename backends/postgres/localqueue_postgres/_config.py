@@ -6,8 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from localqueue.errors import ConfigurationError
-from localqueue.kit import SERIALIZER_OPTION, check_argument
-from localqueue.serializers import Serializer
+from localqueue.kit import check_argument
 from localqueue.urls import Option, StoreURL
 
 __all__ = ["OPTIONS", "SCHEMES", "PostgresConfig", "check_option_argument"]
@@ -31,7 +30,6 @@ def _parse_application_name(text: str) -> str:
 
 
 OPTIONS: dict[str, Option[Any]] = {
-    "serializer": SERIALIZER_OPTION,
     "schema": Option(
         _parse_schema, "localqueue", "schema holding the tables (created on first use)"
     ),
@@ -52,8 +50,7 @@ OPTIONS: dict[str, Option[Any]] = {
 """The query-string options both stores accept, so one URL opens either."""
 
 # PostgresConfig checks its fields with these same options, so a value is accepted
-# as an argument exactly when it would be as URL text; these say why not. (The
-# serializer is left as it is: it is a Serializer, not text.)
+# as an argument exactly when it would be as URL text; these say why not.
 _BAD_ARGUMENT = {
     "schema": (
         f"schema must be a str of 1 to {_MAX_IDENTIFIER_BYTES} bytes without NUL, not {{value!r}}"
@@ -85,7 +82,6 @@ class PostgresConfig:
     """A parsed URL: where to connect and how the stores behave."""
 
     url: StoreURL
-    serializer: Serializer
     schema: str
     pool_min_size: int
     pool_max_size: int

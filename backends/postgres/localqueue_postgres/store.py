@@ -278,7 +278,6 @@ class PostgresQueueStore(_PostgresHandle):
 
     def __init__(self, config: PostgresConfig) -> None:
         super().__init__(config)
-        self.serializer = config.serializer
         self._sql = QueueStatements(self._session)
         self._channel = self._session.tables.channel
 

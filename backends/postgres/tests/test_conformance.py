@@ -15,9 +15,9 @@ class TestPostgresQueueStore(QueueStoreSuite):
     # Leases and delays run on the server's clock, so time-based tests sleep for real.
     real_time_unit = 0.4
 
-    @pytest.fixture(params=["msgpack", "json"])
-    def store_url(self, request: pytest.FixtureRequest, schema_url: Callable[..., str]) -> str:
-        return schema_url(serializer=request.param)
+    @pytest.fixture
+    def store_url(self, schema_url: Callable[..., str]) -> str:
+        return schema_url()
 
 
 class TestPostgresAttemptStore(AttemptStoreSuite):

@@ -41,7 +41,6 @@ from localqueue.errors import (
     StoreLockedError,
 )
 from localqueue.kit import (
-    SERIALIZER_OPTION,
     Capability,
     ClosingContext,
     ErrorRule,
@@ -59,7 +58,6 @@ from localqueue.kit import (
 )
 from localqueue.protocols import Clock, Damage, PurgeTarget
 from localqueue.registry import ClassBackend
-from localqueue.serializers import DEFAULT_SERIALIZER, Serializer, get_serializer
 from localqueue.urls import Option, StoreURL
 from localqueue.validation import (
     check_delay,
@@ -118,7 +116,6 @@ OPTIONS: dict[str, Option[Any]] = {
         DEFAULT_PREFIX,
         "namespace of every key this store writes, so applications can share a server",
     ),
-    "serializer": SERIALIZER_OPTION,
     "socket_timeout": Option.number(
         10.0, "seconds to wait for a reply before the call fails", minimum=0.1
     ),
@@ -383,7 +380,6 @@ class RedisQueueStore(_RedisHandle):
         client: A redis-py client (``decode_responses`` must be off). It stays
             open after :meth:`close`; stores opened from a URL own theirs.
         prefix: Namespace of every key; letters, digits, ``_ . -``.
-        serializer: Codec (or its name) for new values; msgpack by default.
         clock: Time source for tests; by default the Redis server's clock.
     """
 
@@ -398,11 +394,9 @@ class RedisQueueStore(_RedisHandle):
         client: redis.Redis,
         *,
         prefix: str = DEFAULT_PREFIX,
-        serializer: Serializer | str = DEFAULT_SERIALIZER,
         clock: Clock | None = None,
     ) -> None:
         super().__init__(client, prefix=prefix, clock=clock, scripts=QUEUE_SCRIPTS)
-        self.serializer = get_serializer(serializer)
         self._global = f"{prefix}:"
 
     @classmethod
@@ -414,7 +408,7 @@ class RedisQueueStore(_RedisHandle):
             StoreError: The server does not answer.
         """
         client, options = cls._connect(url)
-        store = cls(client, prefix=options["prefix"], serializer=options["serializer"], clock=clock)
+        store = cls(client, prefix=options["prefix"], clock=clock)
         return store._adopt(url)
 
     # -- helpers -------------------------------------------------------------------

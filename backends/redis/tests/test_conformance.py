@@ -1,4 +1,4 @@
-"""The Redis stores against localqueue's conformance suite, with both serializers."""
+"""The Redis stores against localqueue's conformance suite."""
 
 import pytest
 
@@ -8,9 +8,9 @@ pytestmark = pytest.mark.services
 
 
 class TestRedisQueueStore(QueueStoreSuite):
-    @pytest.fixture(params=["msgpack", "json"])
-    def store_url(self, request: pytest.FixtureRequest, redis_url: str) -> str:
-        return f"{redis_url}&serializer={request.param}"
+    @pytest.fixture
+    def store_url(self, redis_url: str) -> str:
+        return redis_url
 
 
 class TestRedisAttemptStore(AttemptStoreSuite):

@@ -235,7 +235,7 @@ def test_a_store_built_from_a_client_leaves_the_client_open(
     redis_prefix: str, redis_server_url: str
 ) -> None:
     client = redis.Redis.from_url(redis_server_url)
-    store = RedisQueueStore(client, prefix=redis_prefix, serializer="json")
+    store = RedisQueueStore(client, prefix=redis_prefix)
     store.put("jobs", b"1", codec="json")
     store.close()
     with pytest.raises(StoreClosedError):

@@ -45,7 +45,7 @@ def clock() -> Clock:
 @pytest.fixture
 def store(redis_server_url: str, redis_prefix: str, clock: Clock) -> Iterator[RedisQueueStore]:
     client = redis.Redis.from_url(redis_server_url)
-    store = RedisQueueStore(client, prefix=redis_prefix, serializer="json", clock=clock)
+    store = RedisQueueStore(client, prefix=redis_prefix, clock=clock)
     yield store
     store.close()
     client.close()

@@ -21,6 +21,7 @@ from typing import TypeVar
 
 from localqueue.errors import StoreError
 from localqueue.registry import open_queue_store
+from localqueue.testing._base import CODEC
 
 T = TypeVar("T")
 
@@ -51,7 +52,7 @@ def _call(call: Callable[[], T]) -> T:
 def produce(url: str, queue: str, logs: str, name: str, count: int, batch: int) -> None:
     """Put ``count`` messages in batches of ``batch``, logging each after it returned."""
     store = _call(lambda: open_queue_store(url))
-    codec = store.serializer.name
+    codec = CODEC
     with (Path(logs) / f"put-{name}.log").open("a", buffering=1) as log:
         for start in range(0, count, batch):
             payloads = [f"{name}:b{start}:{i}:{batch}" for i in range(batch)]
@@ -100,7 +101,7 @@ def consume(url: str, queue: str, logs: str, name: str, lease_timeout: float) ->
 def hammer(url: str, queue: str, rounds: int, out: str) -> None:
     """Put, lease, ack and count in a loop; write the slowest call's seconds, or the error."""
     store = open_queue_store(url)
-    codec = store.serializer.name
+    codec = CODEC
     worst = 0.0
     try:
         for i in range(rounds):

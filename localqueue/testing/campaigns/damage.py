@@ -15,6 +15,7 @@ from urllib.parse import urlencode
 from localqueue.errors import StoreError
 from localqueue.protocols import Damage, DamageInjectable, QueueStore, Repairable
 from localqueue.registry import open_queue_store
+from localqueue.testing._base import CODEC
 from localqueue.testing.campaigns._report import CampaignReport
 from localqueue.testing.campaigns.crash import fresh_queue
 from localqueue.urls import StoreURL
@@ -191,7 +192,7 @@ def _record_cases(report: CampaignReport, url: str, messages: int) -> None:
 
 def _fill(store: QueueStore, queue: str, messages: int) -> list[str]:
     ids: list[str] = []
-    codec = store.serializer.name
+    codec = CODEC
     for start in range(0, messages, 50):
         batch = range(start, min(messages, start + 50))
         ids += [m.id for m in store.put_many(queue, [f"{i}".encode() for i in batch], codec=codec)]

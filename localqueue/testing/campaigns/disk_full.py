@@ -12,6 +12,7 @@ from pathlib import Path
 
 from localqueue.errors import StoreError
 from localqueue.registry import open_queue_store
+from localqueue.testing._base import CODEC
 from localqueue.testing.campaigns._report import CampaignReport
 from localqueue.testing.campaigns.damage import _copy_url, store_files
 from localqueue.urls import StoreURL
@@ -100,7 +101,7 @@ def run_disk_full(url: str, *, size: str = "2m") -> CampaignReport:
 def _fill_and_drain(report: CampaignReport, url: str, disk: Path) -> None:
     report.extra = {"stored": 0, "delivered": 0, "filler-bytes": 0, "drain-errors": 0}
     store = open_queue_store(url)
-    codec = store.serializer.name
+    codec = CODEC
     try:
         for batch in (BATCH, 1):
             while True:
