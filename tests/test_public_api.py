@@ -77,3 +77,31 @@ def test_layers_above_the_protocols_never_import_a_concrete_store() -> None:
 
 def test_py_typed_is_shipped() -> None:
     assert (PACKAGE / "py.typed").exists()
+
+
+STORE_SECTIONS = [
+    "options",
+    "error translation",
+    "engine handle",
+    "message building",
+    "queue store",
+    "attempt store",
+    "backend",
+]
+STORE_MODULES = [
+    PACKAGE / "stores" / "memory.py",
+    PACKAGE / "stores" / "sqlite.py",
+    PACKAGE / "stores" / "lmdb.py",
+    PACKAGE.parent / "backends" / "postgres" / "localqueue_postgres" / "store.py",
+    PACKAGE.parent / "backends" / "redis" / "localqueue_redis" / "store.py",
+]
+
+
+def test_every_store_module_has_the_same_sections_in_the_same_order() -> None:
+    for path in STORE_MODULES:
+        headers = [
+            line[len("# -- ") :].rstrip("-").strip()
+            for line in path.read_text().splitlines()
+            if line.startswith("# -- ")
+        ]
+        assert headers == STORE_SECTIONS, path.name
