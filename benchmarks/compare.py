@@ -116,7 +116,9 @@ def environment(args: argparse.Namespace, sizes: Sizes) -> dict[str, Any]:
         "python": platform.python_version(),
         "sqlite": sqlite3.sqlite_version,
         "lmdb": lmdb_version,
-        "packages": {d: _version(d) for d in ("localqueue", "persist-queue", "huey", "litequeue")},
+        "packages": {
+            d: _version(d) for d in ("durable-localqueue", "persist-queue", "huey", "litequeue")
+        },
         "workdir": f"{args.workdir} ({filesystem(args.workdir)})",
         "runs": args.runs,
         "quick": args.quick,

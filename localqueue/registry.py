@@ -28,6 +28,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Protocol
 
+from localqueue._install import backend_hint, extra_hint
 from localqueue._models import Capability
 from localqueue.errors import (
     BackendNotInstalledError,
@@ -59,15 +60,15 @@ ENTRY_POINT_GROUP = "localqueue.backends"
 _BUILTIN: dict[str, tuple[str, str | None]] = {
     "memory": ("localqueue.stores.memory:backend", None),
     "sqlite": ("localqueue.stores.sqlite:backend", None),
-    "lmdb": ("localqueue.stores.lmdb:backend", "pip install 'localqueue[lmdb]'"),
+    "lmdb": ("localqueue.stores.lmdb:backend", extra_hint("lmdb")),
 }
 
 # Well-known plugin schemes, so a missing plugin gets an install hint, not a shrug.
 _PLUGIN_HINTS: dict[str, str] = {
-    "postgresql": "pip install localqueue-postgres",
-    "postgres": "pip install localqueue-postgres",
-    "redis": "pip install localqueue-redis",
-    "rediss": "pip install localqueue-redis",
+    "postgresql": backend_hint("postgres"),
+    "postgres": backend_hint("postgres"),
+    "redis": backend_hint("redis"),
+    "rediss": backend_hint("redis"),
 }
 
 _registered: dict[str, Backend | str] = {}

@@ -123,7 +123,9 @@ def test_missing_lmdb_extra_gives_install_hint() -> None:
     result = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, check=False
     )
-    assert result.stdout.strip() == "pip install 'localqueue[lmdb]'", result.stderr
+    assert result.stdout.strip() == (
+        "pip install 'durable-localqueue[lmdb]' (from a source checkout: pip install '.[lmdb]')"
+    ), result.stderr
 
 
 def test_unknown_option_is_an_error() -> None:

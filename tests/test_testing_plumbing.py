@@ -33,7 +33,7 @@ def test_the_plugin_imports_without_hypothesis() -> None:
 def test_a_suite_without_hypothesis_names_the_testing_extra() -> None:
     result = _python(WITHOUT_HYPOTHESIS + "from localqueue.testing import QueueStoreSuite")
     assert result.returncode != 0
-    assert "localqueue[testing]" in result.stderr
+    assert "pip install 'durable-localqueue[testing]'" in result.stderr
     assert "'hypothesis'" in result.stderr
     assert result.stderr.count("Traceback") == 1
 

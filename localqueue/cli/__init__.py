@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import sys
 
+from localqueue._install import extra_hint
 from localqueue.cli.exit_codes import USAGE_ERROR
 
 __all__ = ["main"]
 
-INSTALL_HINT = "pip install 'localqueue[cli]'"
+INSTALL_HINT = extra_hint("cli")
 
 
 def _missing_extra() -> str | None:

@@ -34,6 +34,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from localqueue._install import extra_hint
+
 if TYPE_CHECKING:  # the names as the type checker sees them; the runtime resolves them lazily
     from localqueue.testing._base import FakeClock, StoreSuiteBase, Timeline
     from localqueue.testing.attempt_store import (
@@ -220,7 +222,7 @@ def __getattr__(name: str) -> Any:
             raise
         raise ModuleNotFoundError(
             f"localqueue.testing.{name} needs {exc.name!r}, which is not installed: "
-            "install the conformance suite's extra with pip install 'localqueue[testing]'",
+            f"install the conformance suite's extra with {extra_hint('testing')}",
             name=exc.name,
         ) from None  # one error, naming the fix, not two tracebacks
     value = getattr(module, name)

@@ -33,7 +33,8 @@ def test_missing_dependency_prints_the_install_command_and_exits_2(module: str) 
     assert result.returncode == exit_codes.USAGE_ERROR
     assert result.stdout == ""
     (line,) = result.stderr.splitlines()
-    assert "pip install 'localqueue[cli]'" in line
+    assert "pip install 'durable-localqueue[cli]'" in line
+    assert "pip install '.[cli]'" in line
     assert module in line
 
 

@@ -115,7 +115,9 @@ def test_missing_extra_raises_the_install_hint_at_first_use(tmp_path: Path) -> N
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "pip install 'localqueue[lmdb]'"
+    assert result.stdout.strip() == (
+        "pip install 'durable-localqueue[lmdb]' (from a source checkout: pip install '.[lmdb]')"
+    )
 
 
 # -- files on disk ------------------------------------------------------------------
