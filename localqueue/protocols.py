@@ -478,8 +478,10 @@ class Backend(Protocol):
     ``clock`` is only passed to backends declaring ``INJECTABLE_CLOCK``.
     """
 
-    capabilities: frozenset[Capability]
-    """The capabilities of the stores this backend opens."""
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        """The capabilities of the stores this backend opens (an attribute or a property)."""
+        ...
 
     def open_queue_store(self, url: StoreURL, *, clock: Clock | None = None) -> QueueStore:
         """Open the queue store the URL names."""
