@@ -51,9 +51,13 @@ from localqueue.retry import (
     persistent_async_retry,
     persistent_retry,
 )
-from localqueue.runner import Worker
 from localqueue.serializers import register_serializer
-from localqueue.worker import PersistentWorkerConfig, persistent_async_worker, persistent_worker
+from localqueue.worker import (
+    PersistentWorkerConfig,
+    Worker,
+    persistent_async_worker,
+    persistent_worker,
+)
 
 __all__ = [
     "AttemptStore",

@@ -23,13 +23,13 @@ imports a concrete store.
 
 from __future__ import annotations
 
+import enum
 import functools
 import inspect
 import os
-import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Generator
 from typing import Any, NoReturn, ParamSpec, Self, TypeVar, cast
 
 import tenacity
@@ -215,21 +215,13 @@ class _PersistentMixin(BaseRetrying):
     _store: AttemptStore | None
     _owns_store: bool
     clear_on_success: bool
-    # Workers set _defer_first: a key with no record runs its first attempt
-    # without writing, and the attempt is recorded only if it fails (_owed),
-    # so a first-try success costs no store writes. A worker counts an
-    # unrecorded first attempt whose process died from the message's deliveries.
-    _defer_first: bool = False
+    defer_first_attempt: bool
+    # The record handed in as resume_from, as a one-tuple until a call takes it.
+    _resume_from: tuple[RetryRecord | None] | None = None
+    # With defer_first_attempt: the running attempt is the unwritten first one
+    # (_lazy), and it is written only if it fails (_owed).
     _lazy: bool = False
     _owed: bool = False
-    # Workers also pass the record they read (so it is not read twice) and say
-    # when Tenacity has nothing to do around a first attempt (no ``before``
-    # callback; any result accepted): that attempt then runs without Tenacity's
-    # loop, whose bookkeeping costs more than a quick handler. A failure is
-    # handed to the loop as the outcome of attempt 1, as if the loop had run it.
-    _known_record: tuple[RetryRecord | None] | None = None
-    _bare_first: bool = False
-    _any_result: bool = False
 
     def __init__(
         self,
@@ -240,6 +232,8 @@ class _PersistentMixin(BaseRetrying):
         store_path: str | os.PathLike[str] | None = None,
         max_tries: int | None = None,
         clear_on_success: bool = True,
+        defer_first_attempt: bool = False,
+        resume_from: RetryRecord | None = _UNSET,
         stop: Any = _UNSET,
         **kwargs: Any,
     ) -> None:
@@ -248,6 +242,9 @@ class _PersistentMixin(BaseRetrying):
             kwargs["stop"] = stop
         super().__init__(**kwargs)
         self._init_persistence(key, key_fn, store, store_path, clear_on_success)
+        self.defer_first_attempt = defer_first_attempt
+        if resume_from is not _UNSET:
+            self._resume_from = (resume_from,)
 
     def copy(  # type: ignore[override]
         self,
@@ -257,17 +254,26 @@ class _PersistentMixin(BaseRetrying):
         store: Any = _UNSET,
         clear_on_success: Any = _UNSET,
         max_tries: int | None = None,
+        defer_first_attempt: Any = _UNSET,
+        resume_from: Any = _UNSET,
         **kwargs: Any,
     ) -> Self:
         """A copy with some options changed, like ``tenacity.Retrying.copy``.
 
         Accepts Tenacity's options plus ``key``, ``key_fn``, ``store``,
-        ``max_tries`` and ``clear_on_success``. A copy shares the store and never closes it.
+        ``max_tries``, ``clear_on_success``, ``defer_first_attempt`` and
+        ``resume_from`` (which, unlike the others, is not copied). A copy shares
+        the store and never closes it.
         """
         if max_tries is not None:
             kwargs["stop"] = self._stop_from(kwargs.get("stop", _UNSET), max_tries)
         new = super().copy(**kwargs)
         self._copy_persistence(new, key, key_fn, store, clear_on_success)
+        new.defer_first_attempt = (
+            self.defer_first_attempt if defer_first_attempt is _UNSET else defer_first_attempt
+        )
+        if resume_from is not _UNSET:
+            new._resume_from = (resume_from,)
         return new
 
     def _init_persistence(
@@ -439,23 +445,109 @@ class _PersistentMixin(BaseRetrying):
             self._pay_owed(store, key)
             store.record_failure(key, self._outcome_error(state))
 
-    def _attempt_raised(self, store: AttemptStore, key: str, state: RetryCallState) -> None:
-        """Set the current exception as the attempt's outcome and persist it."""
-        state.set_exception(sys.exc_info())  # type: ignore[arg-type]
+    def _attempt_raised(
+        self, store: AttemptStore, key: str, state: RetryCallState, error: BaseException
+    ) -> None:
+        """Set ``error`` as the attempt's outcome and persist it."""
+        state.set_exception((type(error), error, error.__traceback__))
         # Recorded before Tenacity's callbacks run, so they see it persisted.
         self._pay_owed(store, key)
         store.record_failure(key, self._outcome_error(state))
 
     def _record_to_continue(self, store: AttemptStore, key: str) -> RetryRecord | None:
         """The key's record before the call, refusing one already exhausted."""
-        if self._known_record is not None:
-            (record,), self._known_record = self._known_record, None
+        if self._resume_from is not None:
+            (record,), self._resume_from = self._resume_from, None
         else:
             record = store.get_record(key)
         if record is not None and record.exhausted:
             raise PersistentRetryExhausted(key, record.attempts, record.last_error)
-        self._lazy, self._owed = self._defer_first and record is None, False
+        self._lazy, self._owed = self.defer_first_attempt and record is None, False
         return record
+
+    # -- the call, as steps that a sync or an async driver runs -----------------
+
+    def _accepts_any_result(self) -> bool:
+        # The default ``retry`` (retry_if_exception_type) never retries a result.
+        return type(self.retry) is tenacity.retry_if_exception_type
+
+    def _call_steps(self, state: RetryCallState) -> _Steps:
+        """One call under the key's budget, as the steps its driver runs.
+
+        The driver runs each step it is handed (awaiting it when async) and sends
+        back its result; ``ITER`` and ``ATTEMPT`` get ``(value, error)``. The
+        returned ``(result, error)`` is what the call returns or raises.
+        """
+        key = self._resolve_key(state)
+        store = self.store
+        record = self._record_to_continue(store, key)
+        if record is not None:
+            if (yield _Step.STOP, self._probe(state, record)):
+                self._exhaust(store, key, record)
+            self._continue(state, record)
+        elif self._lazy and self.before is tenacity.before_nothing:
+            # Tenacity has nothing to do before an unwritten first attempt: run it
+            # without the loop, whose bookkeeping costs more than a quick handler.
+            # A failure is handed to the loop as attempt 1's outcome, as if it ran it.
+            yield from self._attempt(store, key, state)
+            outcome = state.outcome
+            if self._accepts_any_result() and outcome is not None and not outcome.failed:
+                self._owed = False  # nothing was written, nothing to clear
+                return outcome.result(), None
+        while True:
+            do, error = yield _Step.ITER, None
+            if error is not None:
+                if state.outcome is not None:
+                    self._finish(store, key, state)
+                return None, error
+            if isinstance(do, DoAttempt):
+                yield from self._attempt(store, key, state)
+            elif isinstance(do, DoSleep):
+                self._result_rejected(store, key, state)
+                state.prepare_for_next_attempt()
+                yield _Step.SLEEP, do
+            else:
+                self._finish(store, key, state)
+                return do, None
+
+    def _attempt(
+        self, store: AttemptStore, key: str, state: RetryCallState
+    ) -> Generator[tuple[_Step, Any], Any, None]:
+        """Count one attempt, have the driver run it, and set its outcome on ``state``."""
+        self._begin_attempt(store, key, state)
+        result, error = yield _Step.ATTEMPT, None
+        if error is None:
+            state.set_result(result)
+        else:
+            self._attempt_raised(store, key, state, error)
+
+
+class _Step(enum.Enum):
+    """What :meth:`_PersistentMixin._call_steps` asks its driver to do next."""
+
+    STOP = "evaluate stop on a call state"
+    ITER = "run Tenacity's iter()"
+    ATTEMPT = "call fn"
+    SLEEP = "sleep"
+    DONE = "return or raise"
+
+
+_Steps = Generator[tuple[_Step, Any], Any, tuple[Any, "BaseException | None"]]
+
+
+def _advance(steps: _Steps, reply: Any) -> tuple[_Step, Any]:
+    """Send ``reply`` to the call's steps; the next step, or ``DONE`` with the ending."""
+    try:
+        return steps.send(reply)
+    except StopIteration as done:
+        return _Step.DONE, done.value
+
+
+def _ending(ending: tuple[Any, BaseException | None]) -> Any:
+    result, error = ending
+    if error is not None:
+        raise error
+    return result
 
 
 class PersistentRetrying(_PersistentMixin, Retrying):
@@ -470,6 +562,12 @@ class PersistentRetrying(_PersistentMixin, Retrying):
         max_tries: Shorthand for ``stop=stop_after_attempt(max_tries)``.
         clear_on_success: Forget the key's record when a call succeeds, so the
             next call with the key gets a fresh budget.
+        defer_first_attempt: For a key with no record, write the first attempt
+            only once it fails, so a first-try success costs no store write. An
+            attempt whose process died is then not counted: use it only when the
+            caller counts those itself, as queue workers do from deliveries.
+        resume_from: The key's record as the caller has just read it (``None``:
+            it has none); the next call starts from it instead of reading it again.
         **kwargs: Tenacity's options, unchanged: ``stop``, ``wait``, ``retry``,
             ``before``, ``after``, ``before_sleep``, ``reraise``,
             ``retry_error_callback``, ``sleep``, ...
@@ -495,59 +593,34 @@ class PersistentRetrying(_PersistentMixin, Retrying):
     def __iter__(self) -> Any:
         raise TypeError("PersistentRetrying cannot be iterated; call it or use it as a decorator")
 
-    def _attempt(
-        self,
-        store: AttemptStore,
-        key: str,
-        state: RetryCallState,
-        fn: Callable[..., Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-    ) -> None:
-        """Count one attempt, run it, and set its outcome on ``state``."""
-        self._begin_attempt(store, key, state)
-        try:
-            result = fn(*args, **kwargs)
-        except BaseException:
-            self._attempt_raised(store, key, state)
-        else:
-            state.set_result(result)
-
     def __call__(self, fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
         """Call ``fn(*args, **kwargs)`` under the key's persistent retry budget."""
         if not self.enabled:
             return fn(*args, **kwargs)
         self.begin()
         state = RetryCallState(retry_object=self, fn=fn, args=args, kwargs=kwargs)
-        key = self._resolve_key(state)
-        store = self.store
-        record = self._record_to_continue(store, key)
-        if record is not None:
-            if self.stop(self._probe(state, record)):
-                self._exhaust(store, key, record)
-            self._continue(state, record)
-        elif self._lazy and self._bare_first:
-            self._attempt(store, key, state, fn, args, kwargs)
-            outcome = state.outcome
-            if self._any_result and outcome is not None and not outcome.failed:
-                self._owed = False  # nothing was written, nothing to clear
-                return cast(R, outcome.result())
-        while True:
-            try:
-                do = self.iter(retry_state=state)
-            except BaseException:
-                if state.outcome is not None:
-                    self._finish(store, key, state)
-                raise
-            if isinstance(do, DoAttempt):
-                self._attempt(store, key, state, fn, args, kwargs)
-            elif isinstance(do, DoSleep):
-                self._result_rejected(store, key, state)
-                state.prepare_for_next_attempt()
-                self.sleep(do)
+        steps = self._call_steps(state)
+        step, arg = _advance(steps, None)
+        reply: Any
+        while step is not _Step.DONE:
+            if step is _Step.SLEEP:
+                reply = self.sleep(arg)
+            elif step is _Step.STOP:
+                reply = self.stop(arg)
             else:
-                self._finish(store, key, state)
-                return cast(R, do)
+                try:
+                    value = (
+                        fn(*args, **kwargs)
+                        if step is _Step.ATTEMPT
+                        else self.iter(retry_state=state)
+                    )
+                except BaseException as exc:
+                    # Advanced here, so a store error while recording it chains to it.
+                    step, arg = _advance(steps, (None, exc))
+                    continue
+                reply = value, None
+            step, arg = _advance(steps, reply)
+        return cast(R, _ending(arg))
 
 
 class PersistentAsyncRetrying(_PersistentMixin, AsyncRetrying):
@@ -575,40 +648,32 @@ class PersistentAsyncRetrying(_PersistentMixin, AsyncRetrying):
             return cast(R, await outcome if inspect.isawaitable(outcome) else outcome)
         self.begin()
         state = RetryCallState(retry_object=self, fn=fn, args=args, kwargs=kwargs)
-        key = self._resolve_key(state)
-        store = self.store
-        record = self._record_to_continue(store, key)
-        if record is not None:
-            stopped: Any = self.stop(self._probe(state, record))
-            if inspect.isawaitable(stopped):
-                stopped = await stopped
-            if stopped:
-                self._exhaust(store, key, record)
-            self._continue(state, record)
-        while True:
-            try:
-                do = await self.iter(retry_state=state)
-            except BaseException:
-                if state.outcome is not None:
-                    self._finish(store, key, state)
-                raise
-            if isinstance(do, DoAttempt):
-                self._begin_attempt(store, key, state)
-                try:
-                    result = fn(*args, **kwargs)
-                    if is_async or inspect.isawaitable(result):
-                        result = await cast(Awaitable[R], result)
-                except BaseException:
-                    self._attempt_raised(store, key, state)
-                else:
-                    state.set_result(result)
-            elif isinstance(do, DoSleep):
-                self._result_rejected(store, key, state)
-                state.prepare_for_next_attempt()
-                await cast(Awaitable[None], self.sleep(do))
+        steps = self._call_steps(state)
+        step, arg = _advance(steps, None)
+        reply: Any
+        value: Any
+        while step is not _Step.DONE:
+            if step is _Step.SLEEP:
+                await cast(Awaitable[None], self.sleep(arg))
+                reply = None
+            elif step is _Step.STOP:
+                reply = cast(Any, self.stop)(arg)
+                if inspect.isawaitable(reply):
+                    reply = await reply
             else:
-                self._finish(store, key, state)
-                return cast(R, do)
+                try:
+                    if step is _Step.ATTEMPT:
+                        value = fn(*args, **kwargs)
+                        if is_async or inspect.isawaitable(value):
+                            value = await cast(Awaitable[R], value)
+                    else:
+                        value = await self.iter(retry_state=state)
+                except BaseException as exc:
+                    step, arg = _advance(steps, (None, exc))
+                    continue
+                reply = value, None
+            step, arg = _advance(steps, reply)
+        return cast(R, _ending(arg))
 
 
 # -- decorators ---------------------------------------------------------------

@@ -1,18 +1,25 @@
-"""Queue workers: lease a message, run a handler under persistent retry, then settle it.
+"""Workers: the long-running :class:`Worker`, and decorators that process one message per call.
 
 ```python
-from localqueue import PersistentQueue, PersistentWorkerConfig, persistent_worker
+from localqueue import PersistentQueue, PersistentWorkerConfig, Worker, persistent_worker
+
+def send_email(job: dict[str, str]) -> None: ...
 
 queue = PersistentQueue("emails", store="sqlite:///jobs.db")
+queue.put({"to": "user@example.com"})
 
 @persistent_worker(queue, config=PersistentWorkerConfig(max_tries=5))
 def send_email_job(job: dict[str, str]) -> None: ...
 
 send_email_job()  # leases one message and processes it
+
+Worker(queue, send_email, config=PersistentWorkerConfig(max_tries=5), concurrency=4).run(
+    until_empty=True
+)
 ```
 
-The rules, shared by :func:`persistent_worker`, :func:`persistent_async_worker`
-and the long-running :class:`~localqueue.runner.Worker`:
+Every worker processes each message by the same rules, through one delivery
+pipeline built when the worker is (not per message):
 
 * The handler receives ``message.value`` (then any extra arguments of the call).
 * The retry key is the message id; attempts persist in the configured
@@ -31,682 +38,784 @@ and the long-running :class:`~localqueue.runner.Worker`:
   type, reported as ``skipped`` and left leased, so its lease expires and it
   is delivered again. Only errors that mean the store cannot serve again (it
   is closed, of a newer schema, or misconfigured) are raised.
+
+The long-running :class:`Worker` adds:
+
+* **concurrency**: ``concurrency`` threads for a sync handler, or as many
+  asyncio tasks for a coroutine handler;
+* **batching** (threads): messages are leased in batches sized to about
+  50 ms of handler work (one at a time for slow handlers), and successes are
+  acked in batches; a buffered message whose lease has run a third short is
+  renewed before it starts, or skipped if another consumer has taken it;
+* **heartbeats** that extend a message's lease while its handler runs;
+* **graceful shutdown**: SIGINT or SIGTERM (or :meth:`Worker.stop`) lets the
+  in-flight messages finish and be acked; a message waiting between retries is
+  released at once. Nothing stays leased. A second signal is handled by the
+  previous handler (a second Ctrl-C interrupts at once);
+* **resilience**: a store that fails (locked, connection lost, disk full) is
+  retried with capped, jittered exponential back-off (:func:`backoff_delay`),
+  logged once per outage; a store error about one message skips that message
+  (see above). :meth:`Worker.run` ends only when stopped,
+  drained (``until_empty``), at ``max_messages``, or on an error no wait can
+  mend: a closed store, a newer schema, a configuration error, or an error
+  that is not a localqueue error at all;
+* **logging** through the ``localqueue.worker`` (each message) and
+  ``localqueue.runner`` (the run: start, stop, signals, store outages) loggers,
+  with ``queue``, ``message_id``, ``worker_id`` and ``status`` as record extras.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import dataclasses
 import functools
 import inspect
-import itertools
 import logging
 import os
+import random
+import signal
+import socket
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
-from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
-import tenacity
-
-from localqueue._models import QueueMessage, RetryRecord
-from localqueue.errors import (
-    ConfigurationError,
-    LeaseLostError,
-    LocalQueueError,
-    MessageDecodeError,
-    SchemaVersionError,
-    StoreClosedError,
-    StoreCorruptedError,
-    StoreError,
-    ValidationError,
+from localqueue._delivery import (
+    Delivery,
+    MessageOutcome,
+    OutcomeStatus,
+    PersistentWorkerConfig,
+    ShutdownRequested,
+    ack_outcome,
+    configured,
+    ends_run,
+    is_transient,
 )
-from localqueue.protocols import AttemptStore
+from localqueue._models import QueueMessage
+from localqueue.errors import LeaseLostError, LocalQueueError, StoreError, ValidationError
 from localqueue.queue import PersistentQueue, format_error
-from localqueue.registry import open_attempt_store
-from localqueue.retry import PersistentAsyncRetrying, PersistentRetrying
-from localqueue.validation import check_delay, check_lease_timeout, check_worker_id
+from localqueue.validation import check_timeout, check_worker_id
 
 __all__ = [
+    "BACKOFF_CAP",
+    "BACKOFF_FIRST",
     "MessageOutcome",
     "OutcomeStatus",
     "PersistentWorkerConfig",
+    "Worker",
+    "WorkerStats",
+    "backoff_delay",
+    "default_worker_id",
     "persistent_async_worker",
     "persistent_worker",
 ]
 
-logger = logging.getLogger("localqueue.worker")
-
 P = ParamSpec("P")
 R = TypeVar("R")
+_T = TypeVar("_T")
 
-OutcomeStatus = Literal["acked", "dead_lettered", "released", "lease_lost", "skipped"]
-"""How a processed message was settled (``skipped``: the store failed, the message was
-left leased and is delivered again once its lease expires)."""
+logger = logging.getLogger("localqueue.runner")
+
+# Upper bound on one blocking wait for a message, so a stop request is seen promptly.
+_WAIT_SLICE = 0.5
+# Upper bound on one slice of an interruptible retry sleep.
+_SLEEP_SLICE = 0.1
+# A lease batch holds about this many seconds of handler work...
+_PREFETCH_WINDOW = 0.05
+# ... and at most this many messages; acks are flushed in batches of at most
+_PREFETCH_MAX = 100
+# ... this many, or once the oldest pending ack is this old.
+_ACK_MAX_AGE = 0.02
+# Pause before leasing again after a lease found fewer messages than it asked for.
+_LINGER = 0.002
+BACKOFF_FIRST = 0.05
+"""Seconds of the first pause after a store failure (:attr:`Worker.backoff_first`)."""
+BACKOFF_CAP = 5.0
+"""The longest pause between tries of a failing store (:attr:`Worker.backoff_cap`)."""
+# While an outage lasts, a warning is logged again this often (seconds).
+_OUTAGE_REMINDER = 60.0
 
 
-def _ends_run(exc: BaseException) -> bool:
-    """Whether a store error means the store cannot serve this worker again.
+def backoff_delay(
+    failures: int,
+    *,
+    first: float = BACKOFF_FIRST,
+    cap: float = BACKOFF_CAP,
+    rng: Callable[[], float] = random.random,
+) -> float:
+    """Seconds to pause after the ``failures``-th consecutive store failure (from 1).
 
-    A closed store, a schema from a newer release and a configuration error
-    stay that way however long a worker waits, so they end a run; every other
-    store error is about one message, or an engine that may recover.
+    Exponential (``first``, doubling) up to ``cap``, with equal jitter: a
+    uniform pick between half that ceiling and all of it, so workers that
+    failed together do not all come back at once, yet none spins.
     """
-    return isinstance(exc, StoreClosedError | SchemaVersionError | ConfigurationError)
+    ceiling = min(cap, first * 2.0 ** min(max(failures, 1) - 1, 64))
+    return ceiling / 2 + rng() * ceiling / 2
 
 
-def _is_transient(exc: BaseException) -> bool:
-    """Whether the same store call may succeed if simply made again.
+def default_worker_id() -> str:
+    """``host:pid``, the worker id used when none is given."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
-    Lock timeouts, lost connections, a full disk: any :class:`StoreError` but a
-    damaged record (:class:`StoreCorruptedError`) and those that end a run.
+
+@dataclass
+class WorkerStats:
+    """Counts of what a :meth:`Worker.run` did."""
+
+    acked: int = 0
+    dead_lettered: int = 0
+    released: int = 0
+    lease_lost: int = 0
+    skipped: int = 0
+    """Messages left leased after a store error about them; delivered again once it expires."""
+    outcomes: list[MessageOutcome] = field(default_factory=list, repr=False)
+    """Every outcome, in completion order (kept only with ``keep_outcomes=True``)."""
+
+    @property
+    def processed(self) -> int:
+        """Messages settled in any way."""
+        return self.acked + self.dead_lettered + self.released + self.lease_lost + self.skipped
+
+
+class _Outage:
+    """The consecutive store failures of a run, shared by its consumers.
+
+    It sets the back-off (one streak for the whole worker, so concurrent
+    consumers do not each start over at the shortest pause) and logs the
+    outage once as it starts, every ``_OUTAGE_REMINDER`` seconds while it
+    lasts, and once as it ends.
     """
-    return (
-        isinstance(exc, StoreError)
-        and not _ends_run(exc)
-        and not isinstance(exc, StoreCorruptedError)
-    )
+
+    def __init__(self, worker: Worker) -> None:
+        self._worker = worker
+        self._lock = threading.Lock()
+        self.failures = 0
+        self._since = 0.0
+        self._reminded = 0.0
+
+    def failed(self, exc: BaseException, doing: str) -> float:
+        """Count a failure; returns the seconds to pause before trying again."""
+        worker = self._worker
+        now = time.monotonic()
+        with self._lock:
+            self.failures += 1
+            failures = self.failures
+            if failures == 1:
+                self._since = self._reminded = now
+                logger.warning(
+                    "store failed while %s (%s); retrying with back-off up to %g s",
+                    doing,
+                    format_error(exc),
+                    worker.backoff_cap,
+                    extra=self._extra(exc),
+                )
+            elif now - self._reminded >= _OUTAGE_REMINDER:
+                self._reminded = now
+                logger.warning(
+                    "store still failing after %.0f s and %d failures (%s)",
+                    now - self._since,
+                    failures,
+                    format_error(exc),
+                    extra=self._extra(exc),
+                )
+        return backoff_delay(failures, first=worker.backoff_first, cap=worker.backoff_cap)
+
+    def recovered(self) -> None:
+        """A store call succeeded: the next failure starts a new streak at the shortest pause."""
+        if not self.failures:  # the common case, without taking the lock
+            return
+        with self._lock:
+            if self.failures:
+                logger.info(
+                    "store is back after %d failures in %.1f s",
+                    self.failures,
+                    time.monotonic() - self._since,
+                    extra={"queue": self._worker.queue.name, "worker_id": self._worker.worker_id},
+                )
+                self.failures = 0
+
+    def _extra(self, exc: BaseException) -> dict[str, Any]:
+        return {
+            "queue": self._worker.queue.name,
+            "worker_id": self._worker.worker_id,
+            "reason": type(exc).__name__,
+        }
 
 
-@dataclass(frozen=True, kw_only=True)
-class PersistentWorkerConfig:
-    """How a worker retries a handler and settles its messages.
+class Worker:
+    """Consumes a queue with a handler until stopped or (optionally) until it is empty.
 
-    Retry options (passed to :class:`~localqueue.retry.PersistentRetrying`):
+    Args:
+        queue: The queue to consume.
+        handler: Called with each ``message.value``; a coroutine function runs on asyncio.
+        config: Retry and settlement options
+            (see :class:`~localqueue.worker.PersistentWorkerConfig`).
+        concurrency: Messages processed at once (threads, or asyncio tasks).
+        worker_id: Recorded as ``leased_by``; default ``config.worker_id`` or
+            :func:`default_worker_id`.
+        poll_interval: Seconds between checks for a message with ``block=False``.
+        handle_signals: Install SIGINT/SIGTERM handlers during :meth:`run`
+            (only ever in the main thread).
+        on_outcome: Called with each :class:`~localqueue.worker.MessageOutcome`, e.g. to
+            print it: from a worker thread, the acking thread (acked outcomes are
+            reported once their batch is acked) or the event loop.
+        keep_outcomes: Keep every outcome in :attr:`WorkerStats.outcomes`.
 
     Attributes:
-        store: Attempt store or URL for retry state (default: the retry layer's default).
-        store_path: A SQLite file for retry state; shorthand for ``store=path``.
-        max_tries: Shorthand for ``stop=stop_after_attempt(max_tries)``.
-        stop: Tenacity stop strategy.
-        wait: Tenacity wait strategy (the handler is retried within one lease).
-        retry: Tenacity retry predicate; errors it does not retry fail at once.
-        before: Tenacity ``before`` callback.
-        after: Tenacity ``after`` callback.
-        before_sleep: Tenacity ``before_sleep`` callback.
-        retry_error_callback: Tenacity callback when the budget is spent; if it
-            returns instead of raising, the message counts as handled and is acked.
-        reraise: Raise the handler's own error instead of ``tenacity.RetryError``.
-        sleep: Tenacity sleep function (inject one in tests).
-        dead_letter_on_failure: Dead-letter a message on final failure; ``False``
-            releases it after ``release_delay`` instead.
-        release_delay: Seconds before a released message is delivered again.
-        lease_timeout: Lease length in seconds (default: the queue's).
-        heartbeat_interval: Seconds between lease extensions while the handler
-            runs (default: a third of the lease); ``0`` turns the heartbeat off.
-        worker_id: Recorded on leased messages as ``leased_by``.
-        block: Wait for a message when the queue is empty (single-call decorators).
-        timeout: With ``block``, most seconds to wait before raising ``Empty``.
+        backoff_first: First pause (seconds) after a store failure; doubles per failure.
+        backoff_cap: Longest pause between tries while the store keeps failing.
     """
 
-    store: AttemptStore | str | os.PathLike[str] | None = None
-    store_path: str | os.PathLike[str] | None = None
-    max_tries: int | None = None
-    stop: Any = None
-    wait: Any = None
-    retry: Any = None
-    before: Any = None
-    after: Any = None
-    before_sleep: Any = None
-    retry_error_callback: Any = None
-    reraise: bool = True
-    sleep: Any = None
-    dead_letter_on_failure: bool = True
-    release_delay: float = 0.0
-    lease_timeout: float | None = None
-    heartbeat_interval: float | None = None
-    worker_id: str | None = None
-    block: bool = False
-    timeout: float | None = None
+    backoff_first: float = BACKOFF_FIRST
+    backoff_cap: float = BACKOFF_CAP
 
-    def __post_init__(self) -> None:
-        check_delay(self.release_delay)
-        if self.lease_timeout is not None:
-            check_lease_timeout(self.lease_timeout)
-        if self.heartbeat_interval is not None and self.heartbeat_interval != 0:
-            check_lease_timeout(self.heartbeat_interval)
-        check_worker_id(self.worker_id)
-        if self.max_tries is not None and self.stop is not None:
-            raise ValidationError("pass either max_tries or stop, not both")
+    def __init__(
+        self,
+        queue: PersistentQueue,
+        handler: Callable[..., Any],
+        *,
+        config: PersistentWorkerConfig | None = None,
+        concurrency: int = 1,
+        worker_id: str | None = None,
+        poll_interval: float = 1.0,
+        handle_signals: bool = True,
+        on_outcome: Callable[[MessageOutcome], None] | None = None,
+        keep_outcomes: bool = False,
+    ) -> None:
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise ValidationError(f"concurrency must be an int >= 1, got {concurrency!r}")
+        self.queue = queue
+        self.handler = handler
+        wid = check_worker_id(worker_id) or (config.worker_id if config else None)
+        self.worker_id = wid or default_worker_id()
+        self.config = configured(config, {"worker_id": self.worker_id})
+        self.concurrency = concurrency
+        self.poll_interval = check_timeout(poll_interval)
+        self.handle_signals = handle_signals
+        self.on_outcome = on_outcome
+        self.keep_outcomes = keep_outcomes
+        self.is_async = inspect.iscoroutinefunction(handler)
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._acks_due = threading.Condition(self._lock)
+        self._stats = WorkerStats()
+        self._started = 0
+        self._errors: list[BaseException] = []
+        # Thread mode: leased messages not yet started, with the monotonic time
+        # their lease ends; successes not yet acked; mean handler seconds.
+        self._buffer: deque[tuple[QueueMessage, float]] = deque()
+        self._pending: list[tuple[QueueMessage, MessageOutcome]] = []
+        self._pending_since = 0.0
+        self._handler_seconds: float | None = None
+        # Per consumer thread: whether its last lease found fewer messages than asked.
+        self._thread_state = threading.local()
+        self._outage = _Outage(self)
+        # Built once: the pipeline every message of every run goes through.
+        self._delivery = Delivery(
+            queue,
+            handler,
+            self.config,
+            sleep=self._async_sleep if self.is_async else self._sleep,
+            defer_ack=not self.is_async,  # threads batch their acks
+        )
 
-    def replace(self, **changes: Any) -> PersistentWorkerConfig:
-        """A copy with some fields changed.
+    def __repr__(self) -> str:
+        return f"Worker({self.queue!r}, worker_id={self.worker_id!r})"
+
+    @property
+    def stopping(self) -> bool:
+        """Whether :meth:`stop` was called (or a signal received) during the current run."""
+        return self._stopping.is_set()
+
+    def stop(self) -> None:
+        """Ask the run to finish: in-flight messages complete, no new ones are leased.
+
+        Safe to call from any thread or a signal handler; returns at once.
+        """
+        self._stopping.set()
+
+    # -- running ---------------------------------------------------------------
+
+    def run(
+        self, *, until_empty: bool = False, block: bool = True, max_messages: int | None = None
+    ) -> WorkerStats:
+        """Process messages until stopped; returns what was done.
+
+        Args:
+            until_empty: Return once no message is available (delayed and
+                leased messages are not waited for).
+            block: While the queue is empty, wait on the store for a new
+                message; ``False`` checks every ``poll_interval`` seconds instead.
+            max_messages: Return after leasing this many messages.
+
+        The run ends only when :meth:`stop` is called (or a signal received),
+        once ``until_empty`` finds nothing available, after ``max_messages``,
+        or on an error raised below. A store that fails otherwise (locked,
+        unreachable, a damaged record) is tried again with back-off for as
+        long as it takes; a store error about one message skips that message.
 
         Raises:
-            TypeError: A name is not a field of the config.
+            StoreClosedError: The store was closed.
+            SchemaVersionError: The store was written by a newer release.
+            ConfigurationError: A store or option is not usable.
+            ValidationError: ``max_messages`` (or a lease option) is out of range.
+            Exception: Any error that is not a localqueue error (a bug in a store
+                or in localqueue) ends the run and is re-raised. Handler errors
+                never do: they settle their message.
         """
-        return dataclasses.replace(self, **changes)
-
-    def retry_options(self) -> dict[str, Any]:
-        """The options given to the retryer (only those that are set)."""
-        names = (
-            "store",
-            "store_path",
-            "max_tries",
-            "stop",
-            "wait",
-            "retry",
-            "before",
-            "after",
-            "before_sleep",
-            "retry_error_callback",
-            "sleep",
+        if max_messages is not None and (
+            isinstance(max_messages, bool) or not isinstance(max_messages, int) or max_messages < 1
+        ):
+            raise ValidationError(f"max_messages must be an int >= 1, got {max_messages!r}")
+        self._stopping.clear()
+        self._stats = WorkerStats()
+        self._started = 0
+        self._errors = []
+        self._buffer.clear()
+        self._pending = []
+        self._outage = _Outage(self)
+        restore = self._install_signal_handlers()
+        logger.info(
+            "worker %s consuming %s (concurrency %d)",
+            self.worker_id,
+            self.queue.name,
+            self.concurrency,
+            extra={"queue": self.queue.name, "worker_id": self.worker_id},
         )
-        options = {name: getattr(self, name) for name in names if getattr(self, name) is not None}
-        options["reraise"] = self.reraise
-        return options
-
-
-@dataclass(frozen=True)
-class MessageOutcome:
-    """What happened to one processed message."""
-
-    message_id: str
-    """The message's id (also its retry key)."""
-    status: OutcomeStatus
-    """How the message was settled."""
-    attempts: int
-    """Handler attempts recorded for the message, across restarts (0 if none ran)."""
-    error: str | None = None
-    """The failure recorded as ``last_error``, if any."""
-    result: Any = dataclasses.field(default=None, repr=False)
-    """What the handler returned, when it succeeded."""
-
-
-def _config(
-    config: PersistentWorkerConfig | None, options: dict[str, Any]
-) -> PersistentWorkerConfig:
-    """The config with ``options`` applied and its retry store opened once.
-
-    A store given as a URL or path is opened here, once, and shared by every
-    message (it stays open for the life of the process).
-    """
-    cfg = config or PersistentWorkerConfig()
-    if options:
-        cfg = cfg.replace(**options)
-    target = cfg.store if cfg.store_path is None else cfg.store_path
-    if isinstance(target, str | os.PathLike):
-        cfg = cfg.replace(store=open_attempt_store(target), store_path=None)
-    return cfg
-
-
-class _ShutdownRequested(Exception):
-    """Raised by a worker's sleep when it is stopping: the message is released untouched."""
-
-
-class _LeaseKeeper:
-    """Extends the leases of running handlers from one background thread per process.
-
-    A thread per message would cost more than a fast handler itself; one keeper
-    sleeps until the earliest extension is due. ``drop`` waits for an extension
-    of that message that is under way, so a heartbeat never races the ack.
-    """
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._entries: dict[int, list[Any]] = {}  # key -> [due, queue, message, lease, every]
-        self._keys = itertools.count()
-        self._busy: int | None = None
-        self._thread: threading.Thread | None = None
-        # When the keeper thread will next wake by itself: a hold due later
-        # need not wake it (one notify per message costs a thread switch).
-        self._wake_at = 0.0
-
-    def hold(
-        self, queue: PersistentQueue, message: QueueMessage, lease: float, every: float
-    ) -> int:
-        """Start extending ``message``'s lease every ``every`` seconds; returns a handle."""
-        with self._cond:
-            key = next(self._keys)
-            due = time.monotonic() + every
-            self._entries[key] = [due, queue, message, lease, every]
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(
-                    target=self._run, name="localqueue-lease-keeper", daemon=True
-                )
-                self._thread.start()
-            if due < self._wake_at:
-                self._cond.notify_all()
-            return key
-
-    def drop(self, key: int) -> None:
-        """Stop extending; returns once no extension of it is under way."""
-        with self._cond:
-            self._entries.pop(key, None)
-            while self._busy == key:
-                self._cond.wait()
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while True:
-                    if not self._entries:
-                        self._wake_at = float("inf")
-                        self._cond.wait()
-                        continue
-                    key, entry = min(self._entries.items(), key=lambda item: item[1][0])
-                    delay = entry[0] - time.monotonic()
-                    if delay <= 0:
-                        break
-                    self._wake_at = entry[0]
-                    self._cond.wait(delay)
-                self._wake_at = 0.0
-                self._busy = key
-                entry[0] = time.monotonic() + entry[4]
-            keep = False
-            try:
-                keep = self._extend(entry[1], entry[2], entry[3])
-            finally:
-                # Even if the extension escaped with an error, ``drop`` must not wait forever.
-                with self._cond:
-                    self._busy = None
-                    if not keep:
-                        self._entries.pop(key, None)
-                    self._cond.notify_all()
-
-    @staticmethod
-    def _extend(queue: PersistentQueue, message: QueueMessage, lease: float) -> bool:
         try:
-            queue.extend_lease(message, lease)
+            if self.is_async:
+                asyncio.run(self._run_tasks(until_empty, block, max_messages))
+            else:
+                self._run_threads(until_empty, block, max_messages)
+        finally:
+            restore()
+        logger.info(
+            "worker %s stopped after %d messages",
+            self.worker_id,
+            self._stats.processed,
+            extra={"queue": self.queue.name, "worker_id": self.worker_id},
+        )
+        if self._errors:
+            raise self._errors[0]
+        return self._stats
+
+    def _install_signal_handlers(self) -> Callable[[], None]:
+        if not self.handle_signals or threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        previous: dict[int, Any] = {}
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            logger.info(
+                "received %s: finishing in-flight messages",
+                signal.Signals(signum).name,
+                extra={"queue": self.queue.name, "worker_id": self.worker_id},
+            )
+            self.stop()
+            # A second signal goes to the previous handler (e.g. Ctrl-C interrupts at once).
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, on_signal)
+
+        def restore() -> None:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+        return restore
+
+    def _claim_slot(self, max_messages: int | None) -> bool:
+        return self._claim_slots(1, max_messages) == 1
+
+    def _claim_slots(self, wanted: int, max_messages: int | None) -> int:
+        with self._lock:
+            granted = wanted
+            if max_messages is not None:
+                granted = max(0, min(wanted, max_messages - self._started))
+            self._started += granted
+            return granted
+
+    def _unclaim_slot(self, count: int = 1) -> None:
+        with self._lock:
+            self._started -= count
+
+    def _record(self, outcome: MessageOutcome) -> None:
+        with self._lock:
+            counts = self._stats
+            setattr(counts, outcome.status, getattr(counts, outcome.status) + 1)
+            if self.keep_outcomes:
+                counts.outcomes.append(outcome)
+        if self.on_outcome is not None:
+            self.on_outcome(outcome)
+
+    def _fail(self, exc: BaseException) -> None:
+        logger.exception(
+            "worker %s stopping on an unexpected error",
+            self.worker_id,
+            extra={"queue": self.queue.name, "worker_id": self.worker_id},
+        )
+        with self._lock:
+            self._errors.append(exc)
+        self.stop()
+
+    def _lease(self, wait: bool, n: int = 1) -> list[QueueMessage]:
+        return self.queue.get_messages(
+            n,
+            block=wait,
+            timeout=_WAIT_SLICE,
+            leased_by=self.worker_id,
+            lease_timeout=self.config.lease_timeout,
+        )
+
+    # -- threads, for sync handlers ----------------------------------------------
+
+    def _sleep(self, seconds: float) -> None:
+        """Tenacity's sleep between retries, cut short (releasing the message) on stop."""
+        if self._stopping.wait(seconds):
+            raise ShutdownRequested
+
+    def _run_threads(self, until_empty: bool, block: bool, max_messages: int | None) -> None:
+        threads = [
+            # Daemon threads: if a second signal interrupts the main thread, the
+            # process may exit without them (their leases then expire and redeliver).
+            threading.Thread(
+                target=self._consume,
+                args=(until_empty, block, max_messages),
+                name=f"localqueue-worker-{n}",
+                daemon=True,
+            )
+            for n in range(self.concurrency)
+        ]
+        consumers_done = threading.Event()
+        acker = threading.Thread(
+            target=self._ack_loop, args=(consumers_done,), name="localqueue-acker", daemon=True
+        )
+        acker.start()
+        for thread in threads:
+            thread.start()
+        try:
+            for thread in threads:
+                # Join in slices so the main thread keeps running signal handlers.
+                while thread.is_alive():
+                    thread.join(0.2)
+        finally:
+            consumers_done.set()
+            with self._acks_due:
+                self._acks_due.notify_all()
+            while acker.is_alive():
+                acker.join(0.2)
+
+    def _ack_loop(self, consumers_done: threading.Event) -> None:
+        """Flush pending acks at most ``_ACK_MAX_AGE`` after they were queued.
+
+        Consumers flush full batches themselves; this catches the rest, e.g.
+        the successes queued just before a handler that runs for minutes, whose
+        leases would otherwise expire unacked.
+        """
+        try:
+            while not consumers_done.is_set():
+                with self._acks_due:
+                    if not self._pending:
+                        # Checked under the lock that run() notifies with, so the
+                        # end of the consumers cannot slip in before this wait.
+                        if not consumers_done.is_set():
+                            self._acks_due.wait()
+                        continue
+                    delay = self._pending_since + _ACK_MAX_AGE - time.monotonic()
+                    if delay > 0:
+                        self._acks_due.wait(delay)
+                        continue
+                self._flush_acks()
+        except BaseException as exc:
+            self._fail(exc)
+
+    def _consume(self, until_empty: bool, block: bool, max_messages: int | None) -> None:
+        try:
+            while True:
+                message = self._next_message(until_empty, block, max_messages)
+                if message is None:
+                    break
+                started = time.monotonic()
+                outcome, error = self._delivery.process(message)
+                self._observe(time.monotonic() - started)
+                if outcome.status == "acked":
+                    self._ack_later(message, outcome)
+                else:
+                    self._record(outcome)
+                    self._pause_if_failing(outcome, error)
+        except BaseException as exc:
+            self._fail(exc)
+        finally:
+            try:
+                self._flush_acks()
+            except BaseException as exc:
+                self._fail(exc)
+
+    def _batch_size(self) -> int:
+        seconds = self._handler_seconds
+        if seconds is None:
+            return 1  # no handler timed yet: it may be slow
+        return max(1, min(_PREFETCH_MAX, int(_PREFETCH_WINDOW / max(seconds, 1e-6))))
+
+    def _observe(self, seconds: float) -> None:
+        with self._lock:
+            mean = self._handler_seconds
+            # A moving mean that follows a handler turning slow within a few messages.
+            self._handler_seconds = seconds if mean is None else 0.7 * mean + 0.3 * seconds
+
+    def _next_message(
+        self, until_empty: bool, block: bool, max_messages: int | None
+    ) -> QueueMessage | None:
+        """The next message to process: buffered, or from a new lease batch.
+
+        ``None`` once the run should end. Buffered messages are processed even
+        while stopping (the batch is a few milliseconds of work), so none is
+        handed back unstarted.
+        """
+        while True:
+            with self._lock:
+                entry = self._buffer.popleft() if self._buffer else None
+            if entry is not None:
+                message, lease_ends = entry
+                lease = self.config.lease_timeout or self.queue.lease_timeout
+                if lease_ends - time.monotonic() > lease * 2 / 3 or self._renew(
+                    message, lease_ends
+                ):
+                    return message
+                continue
+            if self._stopping.is_set():
+                return None
+            if getattr(self._thread_state, "linger", False):
+                self._thread_state.linger = False
+                self._stopping.wait(_LINGER)
+            wanted = self._claim_slots(self._batch_size(), max_messages)
+            if wanted == 0:
+                return None
+            leased_at = time.monotonic()
+            try:
+                leased = self._lease(block and not until_empty, wanted)
+            except StoreError as exc:
+                self._unclaim_slot(wanted)
+                if ends_run(exc):
+                    raise
+                self._stopping.wait(self._outage.failed(exc, "leasing"))
+                continue
+            except BaseException:
+                self._unclaim_slot(wanted)
+                raise
+            self._outage.recovered()
+            if len(leased) < wanted:
+                self._unclaim_slot(wanted - len(leased))
+                if leased and not until_empty:
+                    # The queue is drained as fast as it fills: let a few messages
+                    # gather before the next lease instead of paying a commit (and
+                    # the producer a lock wait) per message.
+                    self._thread_state.linger = True
+            if not leased:
+                # Idle: settle what is done before waiting (a busy queue leaves acks
+                # to batch across leases, one commit for many).
+                self._flush_acks()
+                if until_empty:
+                    return None
+                if not block:
+                    self._stopping.wait(self.poll_interval)
+                continue
+            lease_ends = leased_at + (self.config.lease_timeout or self.queue.lease_timeout)
+            with self._lock:
+                self._buffer.extend((m, lease_ends) for m in leased[1:])
+            return leased[0]
+
+    def _renew(self, message: QueueMessage, lease_ends: float) -> bool:
+        """Extend the lease of a buffered message whose lease ran short; ``False`` if lost.
+
+        Renewing, not releasing: a release would leave the lease counted in the
+        message's ``attempts``, which the next worker takes for a spent try.
+        """
+        try:
+            self.queue.extend_lease(message, self.config.lease_timeout or self.queue.lease_timeout)
         except LeaseLostError:
-            logger.warning(
-                "lease of message %s lost; heartbeat stopped",
-                message.id,
-                extra={"queue": queue.name, "message_id": message.id},
-            )
+            self._unclaim_slot()  # another consumer holds (or settled) it now
             return False
-        except StoreClosedError:
-            return False
-        except LocalQueueError as exc:  # a locked store: try again at the next beat
-            logger.warning("heartbeat for message %s failed: %s", message.id, exc)
-        except Exception:
-            # An engine error the store did not translate: stop this message's
-            # heartbeat (its lease may then expire) but keep the thread for the others.
-            logger.exception(
-                "heartbeat for message %s failed; heartbeat stopped",
-                message.id,
-                extra={"queue": queue.name, "message_id": message.id},
-            )
+        except LocalQueueError as exc:
+            if ends_run(exc):
+                raise
+            if lease_ends > time.monotonic():
+                # Still ours for now; the heartbeat extends it once the store is back.
+                return True
+            self._record(self._delivery.skipped(message, "renew its lease", exc))
             return False
         return True
 
+    def _ack_later(self, message: QueueMessage, outcome: MessageOutcome) -> None:
+        with self._lock:
+            if not self._pending:
+                self._pending_since = time.monotonic()
+                self._acks_due.notify_all()
+            self._pending.append((message, outcome))
+            due = len(self._pending) >= _PREFETCH_MAX
+        if due:
+            self._flush_acks()
 
-_keeper = _LeaseKeeper()
+    def _flush_acks(self) -> None:
+        """Ack the pending successes in one call, then report them.
 
-
-def _reset_keeper_after_fork() -> None:
-    global _keeper
-    _keeper = _LeaseKeeper()
-
-
-os.register_at_fork(after_in_child=_reset_keeper_after_fork)
-
-
-@contextlib.contextmanager
-def _heartbeat(
-    queue: PersistentQueue, message: QueueMessage, config: PersistentWorkerConfig
-) -> Iterator[None]:
-    lease = config.lease_timeout or queue.lease_timeout
-    every = lease / 3 if config.heartbeat_interval is None else config.heartbeat_interval
-    if every <= 0:
-        yield
-        return
-    keeper = _keeper
-    key = keeper.hold(queue, message, lease, every)
-    try:
-        yield
-    finally:
-        keeper.drop(key)
-
-
-def _underlying(exc: BaseException) -> BaseException:
-    if isinstance(exc, tenacity.RetryError) and exc.last_attempt.failed:
-        inner = exc.last_attempt.exception()
-        if inner is not None:
-            return inner
-    return exc
-
-
-def _log_extra(message: QueueMessage, **more: Any) -> dict[str, Any]:
-    return {"queue": message.queue, "message_id": message.id, **more}
-
-
-def _ack_outcome(
-    message: QueueMessage, result: Any, attempts: int, *, lost: bool
-) -> MessageOutcome:
-    """The logged outcome of a success whose ack was made (``lost``: refused for a lost lease)."""
-    if lost:
-        logger.warning(
-            "message %s finished but its lease was lost; it will be delivered again",
-            message.id,
-            extra=_log_extra(message),
-        )
-        return MessageOutcome(message.id, "lease_lost", attempts, None, result)
-    logger.info("acked message %s", message.id, extra=_log_extra(message, attempts=attempts))
-    return MessageOutcome(message.id, "acked", attempts, None, result)
-
-
-class _Processor:
-    """The per-message steps shared by the sync and async paths."""
-
-    def __init__(self, queue: PersistentQueue, config: PersistentWorkerConfig) -> None:
-        self.queue = queue
-        self.config = config
-        self.store_error: BaseException | None = None
-        """The store error that made :meth:`skipped` skip the message, if any."""
-
-    def retrying_options(self, message: QueueMessage, sleep: Any) -> dict[str, Any]:
-        options = self.config.retry_options()
-        if sleep is not None and self.config.sleep is None:
-            options["sleep"] = sleep
-        options["key"] = message.id
-        return options
-
-    def fresh_budget(self, store: AttemptStore, message: QueueMessage) -> RetryRecord | None:
-        """Clear or complete the message's retry record; returns the record as it now is."""
-        record = store.get_record(message.id)
-        if message.attempts == 1:
-            # First delivery since put or requeue_dead (which resets attempts):
-            # whatever a key of that id recorded before belongs to an earlier life.
-            if record is not None:
-                store.reset(message.id)
-            return None
-        if record is None:
-            # Earlier deliveries left no record: each ran (at most) a first attempt,
-            # which is written only once it fails, and its worker stopped or died
-            # before an outcome. Count them, so a message that kills its worker
-            # still spends its budget.
-            for _ in range(message.attempts - 1):
-                store.begin_attempt(message.id)
-            record = store.record_failure(
-                message.id,
-                f"{message.attempts - 1} earlier deliveries ended without an outcome "
-                "(the worker stopped or died)",
-            )
-        return record
-
-    def prepare(
-        self,
-        retrying: PersistentRetrying | PersistentAsyncRetrying,
-        message: QueueMessage,
-    ) -> None:
-        """Settle the message's record and tell the retryer what it may skip."""
-        retrying._defer_first = True
-        retrying._known_record = (self.fresh_budget(retrying.store, message),)
-        # Tenacity runs nothing around a first attempt without a ``before``
-        # callback, and the default ``retry`` accepts every result (only the
-        # sync retryer reads these).
-        retrying._bare_first = self.config.before is None
-        retrying._any_result = self.config.retry is None
-
-    def attempts(self, store: AttemptStore, message: QueueMessage) -> int:
-        try:
-            record = store.get_record(message.id)
-        except LocalQueueError as exc:
-            if _ends_run(exc):
-                raise
-            return 0  # only reported; the store's failure is logged where it matters
-        return record.attempts if record is not None else 0
-
-    @staticmethod
-    def attempts_made(retrying: PersistentRetrying | PersistentAsyncRetrying) -> int:
-        # After a success the record is usually gone (cleared for the next
-        # life of the id); the retryer set this from the store's count when it
-        # began the last attempt, so no read is needed.
-        attempts: int = retrying.statistics.get("attempt_number", 0)
-        return attempts
-
-    def skipped(
-        self, message: QueueMessage, doing: str, exc: BaseException, attempts: int = 0
-    ) -> MessageOutcome:
-        """The store failed while ``doing`` something for the message: leave it leased.
-
-        Its lease expires and it is delivered again, so nothing is lost, and as
-        nothing was settled nothing is settled twice.
-
-        Raises:
-            StoreError: ``exc`` itself, when it ends the run (see :func:`_ends_run`).
+        A transient store failure is retried (:meth:`_patiently`); a batch the
+        store refuses for another reason (a damaged record among them) is
+        acked one by one, and each message that still fails is skipped.
         """
-        if _ends_run(exc):
-            raise exc
-        self.store_error = exc
-        error = format_error(exc)
-        logger.warning(
-            "skipping message %s: could not %s (%s); it is delivered again when its lease expires",
-            message.id,
-            doing,
-            error,
-            extra=_log_extra(message, status="skipped", reason=type(exc).__name__, error=error),
-        )
-        return MessageOutcome(message.id, "skipped", attempts, error)
-
-    def decode_failed(self, message: QueueMessage, exc: MessageDecodeError) -> MessageOutcome:
-        logger.error(
-            "dead-lettering undecodable message %s: %s", message.id, exc, extra=_log_extra(message)
-        )
+        with self._lock:
+            batch, self._pending = self._pending, []
+        if not batch:
+            return
+        messages = [message for message, _ in batch]
         try:
-            self.queue.dead_letter(message, error=exc, missing_ok=True)
-        except LocalQueueError as store_exc:
-            return self.skipped(message, "dead-letter it", store_exc)
-        return MessageOutcome(message.id, "dead_lettered", 0, format_error(exc))
-
-    def succeeded(
-        self, message: QueueMessage, result: Any, attempts: int, *, defer_ack: bool = False
-    ) -> MessageOutcome:
-        if defer_ack:
-            # The caller acks it, batched with others, and logs it then.
-            return MessageOutcome(message.id, "acked", attempts, None, result)
-        try:
-            self.queue.ack(message)
-        except LeaseLostError:
-            return _ack_outcome(message, result, attempts, lost=True)
+            acked = self._patiently(lambda: self.queue.ack_many(messages), "acking")
         except LocalQueueError as exc:
-            return self.skipped(message, "ack it", exc, attempts)
-        return _ack_outcome(message, result, attempts, lost=False)
-
-    def failed(self, message: QueueMessage, exc: BaseException, attempts: int) -> MessageOutcome:
-        error = format_error(_underlying(exc))
-        try:
+            if ends_run(exc) or len(batch) == 1 or is_transient(exc):
+                self._skip_all(batch, "ack it", exc)
+            else:
+                for one in batch:
+                    self._flush_one(one)
+            return
+        lost: set[str] = set()
+        if acked != len(messages):
+            # Some leases were lost (expired and taken by another worker, or
+            # settled by an operator): those still stored are not ours to ack.
+            store, name = self.queue.store, self.queue.name
             try:
-                status = self.settle_failure(message, error)
-            except ValidationError:
-                if error is None:
+                lost = self._patiently(
+                    lambda: {m.id for m in messages if store.inspect(name, m.id) is not None},
+                    "checking unacked messages",
+                )
+            except LocalQueueError as exc:
+                self._skip_all(batch, "tell whether it was acked", exc)
+                return
+        for message, done in batch:
+            lease_lost = message.id in lost
+            self._record(ack_outcome(message, done.result, done.attempts, lost=lease_lost))
+
+    def _flush_one(self, pending: tuple[QueueMessage, MessageOutcome]) -> None:
+        message, done = pending
+        outcome, _ = self._delivery.succeeded(message, done.result, done.attempts)
+        self._record(outcome)
+
+    def _skip_all(
+        self, batch: list[tuple[QueueMessage, MessageOutcome]], doing: str, exc: LocalQueueError
+    ) -> None:
+        """Report every message of ``batch`` as skipped (or re-raise ``exc`` if it ends the run)."""
+        for message, done in batch:
+            self._record(self._delivery.skipped(message, doing, exc, done.attempts))
+
+    def _patiently(self, call: Callable[[], _T], doing: str) -> _T:
+        """``call()``, made again after transient store failures for up to one lease length.
+
+        After that the lease has run out and the message is delivered again
+        anyway. The pauses ignore :meth:`stop`: settling what is done is what a
+        stopping worker still has to do.
+        """
+        deadline = time.monotonic() + (self.config.lease_timeout or self.queue.lease_timeout)
+        while True:
+            try:
+                result = call()
+            except StoreError as exc:
+                remaining = deadline - time.monotonic()
+                if not is_transient(exc) or remaining <= 0:
                     raise
-                # The store refused the error text itself: record it escaped to
-                # plain ASCII, so the message still settles with its real error.
-                error = ascii(error)[1:-1]
-                status = self.settle_failure(message, error)
-        except LeaseLostError:
-            status = "lease_lost"
-        except LocalQueueError as store_exc:
-            # The failure is already recorded in the attempt store, so the
-            # redelivery settles it at once without running the handler again.
-            action = "dead-letter" if self.config.dead_letter_on_failure else "release"
-            doing = f"{action} it (its handler failed: {error})"
-            return self.skipped(message, doing, store_exc, attempts)
-        logger.warning(
-            "message %s failed (%s): %s",
-            message.id,
-            status,
-            error,
-            extra=_log_extra(message, attempts=attempts, status=status, error=error),
+                time.sleep(min(self._outage.failed(exc, doing), remaining))
+                continue
+            self._outage.recovered()
+            return result
+
+    def _pause_if_failing(self, outcome: MessageOutcome, error: BaseException | None) -> None:
+        """After a message skipped for a transient store failure, pause as the back-off says.
+
+        Without it a failing attempt store would have the worker lease (and skip)
+        message after message as fast as the queue store hands them out.
+        """
+        if outcome.status == "skipped" and error is not None and is_transient(error):
+            self._stopping.wait(self._outage.failed(error, "processing a message"))
+
+    # -- tasks, for coroutine handlers ------------------------------------------
+
+    async def _async_sleep(self, seconds: float) -> None:
+        """Tenacity's sleep between retries, cut short (releasing the message) on stop."""
+        await self._idle(seconds)
+        if self._stopping.is_set():
+            raise ShutdownRequested
+
+    async def _run_tasks(self, until_empty: bool, block: bool, max_messages: int | None) -> None:
+        loop = asyncio.get_running_loop()
+        installed: list[int] = []
+        if self.handle_signals and threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, self._on_loop_signal, sig, installed)
+                installed.append(sig)
+        try:
+            tasks = [
+                asyncio.create_task(self._consume_async(until_empty, block, max_messages))
+                for _ in range(self.concurrency)
+            ]
+            await asyncio.gather(*tasks)
+        finally:
+            for signum in installed:
+                loop.remove_signal_handler(signum)
+
+    def _on_loop_signal(self, signum: int, installed: list[int]) -> None:
+        logger.info(
+            "received %s: finishing in-flight messages",
+            signal.Signals(signum).name,
+            extra={"queue": self.queue.name, "worker_id": self.worker_id},
         )
-        return MessageOutcome(message.id, status, attempts, error)
+        self.stop()
+        loop = asyncio.get_running_loop()
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+        installed.clear()
 
-    def settle_failure(self, message: QueueMessage, error: str | None) -> OutcomeStatus:
-        """Dead-letter (or release) a message that failed for good; returns how."""
-        if self.config.dead_letter_on_failure:
-            self.queue.dead_letter(message, error=error)
-            return "dead_lettered"
-        self.queue.release(message, delay=self.config.release_delay, error=error)
-        return "released"
-
-    def interrupted(self, message: QueueMessage, error: str | None) -> MessageOutcome:
-        # Shutting down: hand the message back now rather than leave it leased.
+    async def _consume_async(
+        self, until_empty: bool, block: bool, max_messages: int | None
+    ) -> None:
         try:
-            self.queue.release(message, error=error, missing_ok=True)
-        except LocalQueueError as exc:
-            return self.skipped(message, "release it on shutdown", exc)
-        logger.info("released message %s on shutdown", message.id, extra=_log_extra(message))
-        return MessageOutcome(message.id, "released", 0, error)
-
-
-def _watched(handler: Callable[..., Any]) -> tuple[Callable[..., Any], list[BaseException]]:
-    """``handler`` wrapped to remember what it raised, and the list it remembers into.
-
-    The retryer raises the handler's errors and the attempt store's alike; only
-    the handler's are the message's failure (a handler may raise a
-    :class:`StoreError` of its own, from another queue).
-    """
-    raised: list[BaseException] = []
-
-    @functools.wraps(handler)
-    def call(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return handler(*args, **kwargs)
-        except BaseException as exc:
-            raised.append(exc)
-            raise
-
-    return call, raised
-
-
-def _watched_async(
-    handler: Callable[..., Awaitable[Any]],
-) -> tuple[Callable[..., Awaitable[Any]], list[BaseException]]:
-    """The async twin of :func:`_watched`."""
-    raised: list[BaseException] = []
-
-    @functools.wraps(handler)
-    async def call(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return await handler(*args, **kwargs)
-        except BaseException as exc:
-            raised.append(exc)
-            raise
-
-    return call, raised
-
-
-def _store_failed(exc: BaseException, raised: list[BaseException]) -> bool:
-    """Whether the retryer's error came from its attempt store rather than the handler."""
-    inner = _underlying(exc)
-    return isinstance(inner, StoreError) and not any(inner is e for e in raised)
-
-
-def _process(
-    queue: PersistentQueue,
-    message: QueueMessage,
-    handler: Callable[..., Any],
-    config: PersistentWorkerConfig,
-    args: tuple[Any, ...] = (),
-    kwargs: dict[str, Any] | None = None,
-    sleep: Callable[[float], None] | None = None,
-    defer_ack: bool = False,
-) -> tuple[MessageOutcome, BaseException | None]:
-    """Run ``handler`` on one leased message and settle it; returns the outcome and the
-    handler's final error (``None`` on success), or for a ``skipped`` message the
-    store's error.
-
-    With ``defer_ack`` a success is returned as ``acked`` without acking: the
-    caller must ack it (and report a lost lease)."""
-    steps = _Processor(queue, config)
-    outcome, error = _process_steps(steps, message, handler, args, kwargs or {}, sleep, defer_ack)
-    return outcome, steps.store_error if outcome.status == "skipped" else error
-
-
-def _process_steps(
-    steps: _Processor,
-    message: QueueMessage,
-    handler: Callable[..., Any],
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    sleep: Callable[[float], None] | None,
-    defer_ack: bool,
-) -> tuple[MessageOutcome, BaseException | None]:
-    queue, config = steps.queue, steps.config
-    try:
-        value = message.value
-    except MessageDecodeError as exc:
-        # Before any retry state: an undecodable message is dead-lettered without it.
-        return steps.decode_failed(message, exc), exc
-    retrying = PersistentRetrying(**steps.retrying_options(message, sleep))
-    store = retrying.store
-    try:
-        steps.prepare(retrying, message)
-    except StoreError as exc:
-        return steps.skipped(message, "read its retry record", exc), exc
-    watched, raised = _watched(handler)
-    with _heartbeat(queue, message, config):
-        try:
-            result = retrying(watched, value, *args, **kwargs)
-        except _ShutdownRequested:
-            return steps.interrupted(message, None), None
+            while not self._stopping.is_set():
+                if not self._claim_slot(max_messages):
+                    return
+                try:
+                    # The blocking wait runs in a thread so the loop keeps serving other tasks.
+                    leased = await asyncio.to_thread(self._lease, block and not until_empty)
+                except StoreError as exc:
+                    self._unclaim_slot()
+                    if ends_run(exc):
+                        raise
+                    await self._idle(self._outage.failed(exc, "leasing"))
+                    continue
+                except BaseException:
+                    self._unclaim_slot()
+                    raise
+                self._outage.recovered()
+                if not leased:
+                    self._unclaim_slot()
+                    if until_empty:
+                        return
+                    if not block:
+                        await self._idle(self.poll_interval)
+                    continue
+                outcome, error = await self._delivery.process_async(leased[0])
+                self._record(outcome)
+                if outcome.status == "skipped" and error is not None and is_transient(error):
+                    await self._idle(self._outage.failed(error, "processing a message"))
         except Exception as exc:
-            if _store_failed(exc, raised):
-                return steps.skipped(message, "record its attempt", exc), exc
-            return steps.failed(message, exc, steps.attempts(store, message)), exc
-        except BaseException as exc:
-            with contextlib.suppress(LocalQueueError):
-                steps.interrupted(message, format_error(exc))
-            raise
-    return steps.succeeded(
-        message, result, steps.attempts_made(retrying), defer_ack=defer_ack
-    ), None
+            self._fail(exc)
+
+    async def _idle(self, seconds: float) -> None:
+        """Sleep ``seconds`` in slices, returning early once the worker is stopping."""
+        deadline = time.monotonic() + seconds
+        while not self._stopping.is_set() and (remaining := deadline - time.monotonic()) > 0:
+            await asyncio.sleep(min(remaining, _SLEEP_SLICE))
 
 
-async def _process_async(
-    queue: PersistentQueue,
-    message: QueueMessage,
-    handler: Callable[..., Awaitable[Any]],
-    config: PersistentWorkerConfig,
-    args: tuple[Any, ...] = (),
-    kwargs: dict[str, Any] | None = None,
-    sleep: Callable[[float], Awaitable[None]] | None = None,
-) -> tuple[MessageOutcome, BaseException | None]:
-    """The async twin of :func:`_process`."""
-    steps = _Processor(queue, config)
-    outcome, error = await _process_steps_async(steps, message, handler, args, kwargs or {}, sleep)
-    return outcome, steps.store_error if outcome.status == "skipped" else error
-
-
-async def _process_steps_async(
-    steps: _Processor,
-    message: QueueMessage,
-    handler: Callable[..., Awaitable[Any]],
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    sleep: Callable[[float], Awaitable[None]] | None,
-) -> tuple[MessageOutcome, BaseException | None]:
-    queue, config = steps.queue, steps.config
-    try:
-        value = message.value
-    except MessageDecodeError as exc:
-        # Before any retry state: an undecodable message is dead-lettered without it.
-        return steps.decode_failed(message, exc), exc
-    retrying = PersistentAsyncRetrying(**steps.retrying_options(message, sleep))
-    store = retrying.store
-    try:
-        steps.prepare(retrying, message)
-    except StoreError as exc:
-        return steps.skipped(message, "read its retry record", exc), exc
-    watched, raised = _watched_async(handler)
-    with _heartbeat(queue, message, config):
-        try:
-            result = await retrying(watched, value, *args, **kwargs)
-        except _ShutdownRequested:
-            return steps.interrupted(message, None), None
-        except Exception as exc:
-            if _store_failed(exc, raised):
-                return steps.skipped(message, "record its attempt", exc), exc
-            return steps.failed(message, exc, steps.attempts(store, message)), exc
-        except BaseException as exc:  # cancelled, KeyboardInterrupt, SystemExit
-            with contextlib.suppress(LocalQueueError):
-                steps.interrupted(message, format_error(exc))
-            raise
-    return steps.succeeded(message, result, steps.attempts_made(retrying)), None
+# -- one message per call -------------------------------------------------------
 
 
 def _lease_one(queue: PersistentQueue, config: PersistentWorkerConfig) -> QueueMessage:
@@ -740,16 +849,17 @@ def persistent_worker(
         Empty: (from the decorated function) No message was available.
         MessageDecodeError: (idem) The message could not be decoded; it was dead-lettered.
     """
-    cfg = _config(config, options)
+    cfg = configured(config, options)
 
     def decorate(handler: Callable[Concatenate[Any, P], R]) -> Callable[P, R]:
         if inspect.iscoroutinefunction(handler):
             raise TypeError(f"{handler.__qualname__} is async; use persistent_async_worker")
+        delivery = Delivery(queue, handler, cfg)  # once per decorated function
 
         @functools.wraps(handler)
         def process_one(*args: P.args, **kwargs: P.kwargs) -> R:
             message = _lease_one(queue, cfg)
-            outcome, error = _process(queue, message, handler, cfg, args, kwargs)
+            outcome, error = delivery.process(message, args, kwargs)
             if error is not None:
                 raise error
             result: R = outcome.result
@@ -768,18 +878,20 @@ def persistent_async_worker(
     Leasing and settling call the store directly; with ``block=True`` the wait
     for a message runs in a thread so the event loop keeps running.
     """
-    cfg = _config(config, options)
+    cfg = configured(config, options)
 
     def decorate(
         handler: Callable[Concatenate[Any, P], Awaitable[R]],
     ) -> Callable[P, Awaitable[R]]:
+        delivery = Delivery(queue, handler, cfg)  # once per decorated function
+
         @functools.wraps(handler)
         async def process_one(*args: P.args, **kwargs: P.kwargs) -> R:
             if cfg.block:
                 message = await asyncio.to_thread(_lease_one, queue, cfg)
             else:
                 message = _lease_one(queue, cfg)
-            outcome, error = await _process_async(queue, message, handler, cfg, args, kwargs)
+            outcome, error = await delivery.process_async(message, args, kwargs)
             if error is not None:
                 raise error
             result: R = outcome.result

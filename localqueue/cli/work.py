@@ -1,6 +1,6 @@
 """Running a worker for ``queue process`` and ``queue exec``.
 
-Built on :class:`localqueue.runner.Worker`, which owns the rules: persistent
+Built on :class:`localqueue.worker.Worker`, which owns the rules: persistent
 retry keyed by message id, ack on success, dead letter (or release) on final
 failure, lease heartbeats, and a graceful stop on SIGINT/SIGTERM that lets the
 current message finish. This module maps the command-line flags onto it and

@@ -462,3 +462,111 @@ def test_store_path_is_a_sqlite_file(tmp_path: Path) -> None:
         assert retrying.get_record() is not None
     finally:
         retrying.close()
+
+
+class CountingStore:
+    """A memory attempt store that counts its calls by method name."""
+
+    def __init__(self) -> None:
+        self.inner = open_attempt_store("memory://")
+        self.calls: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.inner, name)
+        if not callable(attr):
+            return attr
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.calls.append(name)
+            return attr(*args, **kwargs)
+
+        return counted
+
+
+def test_defer_first_attempt_writes_nothing_for_a_first_try_success() -> None:
+    store = CountingStore()
+    retrying = PersistentRetrying(
+        key="k", store=cast_store(store), max_tries=3, defer_first_attempt=True
+    )
+    assert retrying(lambda: "ok") == "ok"
+    assert store.calls == ["get_record"]
+    assert retrying.statistics["attempt_number"] == 1
+
+
+def test_defer_first_attempt_writes_the_first_attempt_once_it_fails() -> None:
+    store = CountingStore()
+    retrying = PersistentRetrying(
+        key="k",
+        store=cast_store(store),
+        max_tries=3,
+        defer_first_attempt=True,
+        clear_on_success=False,
+        sleep=lambda _: None,
+    )
+    assert retrying(Flaky(1)) == "ok"
+    record = store.inner.get_record("k")
+    assert record is not None
+    assert record.attempts == 2
+    assert record.last_error == "ConnectionError: down #1"
+
+
+def test_without_defer_first_attempt_every_attempt_is_written_first() -> None:
+    store = CountingStore()
+    retrying = PersistentRetrying(key="k", store=cast_store(store), clear_on_success=False)
+    assert retrying(lambda: "ok") == "ok"
+    assert store.calls == ["get_record", "begin_attempt"]
+
+
+def test_async_defer_first_attempt_writes_nothing_for_a_first_try_success() -> None:
+    store = CountingStore()
+    retrying = PersistentAsyncRetrying(key="k", store=cast_store(store), defer_first_attempt=True)
+
+    async def work() -> str:
+        return "ok"
+
+    assert asyncio.run(retrying(work)) == "ok"
+    assert store.calls == ["get_record"]
+
+
+def test_resume_from_is_taken_instead_of_reading_the_record() -> None:
+    store = CountingStore()
+    store.inner.begin_attempt("k")
+    record = store.inner.record_failure("k", "earlier")
+    retrying = PersistentRetrying(
+        key="k", store=cast_store(store), max_tries=3, resume_from=record, sleep=lambda _: None
+    )
+    assert retrying(Flaky(0)) == "ok"
+    assert "get_record" not in store.calls
+    assert retrying.statistics["attempt_number"] == 2  # continued from the record
+    # Only the first call takes it: the next one reads the store.
+    retrying(Flaky(0))
+    assert "get_record" in store.calls
+
+
+def test_resume_from_an_exhausted_record_refuses_the_call() -> None:
+    store = CountingStore()
+    store.inner.begin_attempt("k")
+    record = store.inner.record_failure("k", "gave up", exhausted=True)
+    retrying = PersistentRetrying(key="k", store=cast_store(store), resume_from=record)
+    flaky = Flaky(0)
+    with pytest.raises(PersistentRetryExhausted):
+        retrying(flaky)
+    assert flaky.calls == 0
+
+
+def test_copy_keeps_defer_first_attempt_but_not_resume_from() -> None:
+    store = open_attempt_store("memory://")
+    store.begin_attempt("k")
+    record = store.record_failure("k", "earlier", exhausted=True)
+    retrying = PersistentRetrying(
+        key="k", store=store, defer_first_attempt=True, resume_from=record
+    )
+    copy = retrying.copy()
+    assert copy.defer_first_attempt
+    store.reset("k")
+    assert copy(lambda: "ok") == "ok"  # read the store, which no longer has the record
+
+
+def cast_store(store: CountingStore) -> AttemptStore:
+    result: AttemptStore = store  # type: ignore[assignment]
+    return result
