@@ -10,6 +10,9 @@ queue.ack(message)
 ```
 """
 
+from typing import TYPE_CHECKING, Any
+
+from localqueue import _compat020
 from localqueue._models import Capability, MessageState, QueueMessage, QueueStats, RetryRecord
 from localqueue._version import __version__
 from localqueue.errors import (
@@ -21,6 +24,7 @@ from localqueue.errors import (
     InvalidOptionError,
     InvalidQueueNameError,
     LeaseLostError,
+    LegacyStoreError,
     LocalQueueError,
     MessageDecodeError,
     MessageNotFoundError,
@@ -48,10 +52,19 @@ from localqueue.registry import open_attempt_store, open_queue_store, register
 from localqueue.retry import (
     PersistentAsyncRetrying,
     PersistentRetrying,
+    configure_default_store,
+    configure_default_store_factory,
+    idempotency_key_from_id,
+    key_from_argument,
+    key_from_attr,
     persistent_async_retry,
     persistent_retry,
 )
 from localqueue.serializers import register_serializer
+
+if TYPE_CHECKING:
+    from localqueue.stores._legacy_0_2_0 import LegacyMigration, migrate_legacy
+
 from localqueue.worker import (
     PersistentWorkerConfig,
     Worker,
@@ -71,6 +84,8 @@ __all__ = [
     "InvalidOptionError",
     "InvalidQueueNameError",
     "LeaseLostError",
+    "LegacyMigration",
+    "LegacyStoreError",
     "LocalQueueError",
     "MessageDecodeError",
     "MessageNotFoundError",
@@ -102,6 +117,12 @@ __all__ = [
     "ValidationError",
     "Worker",
     "__version__",
+    "configure_default_store",
+    "configure_default_store_factory",
+    "idempotency_key_from_id",
+    "key_from_argument",
+    "key_from_attr",
+    "migrate_legacy",
     "open_attempt_store",
     "open_queue_store",
     "persistent_async_retry",
@@ -111,3 +132,21 @@ __all__ = [
     "register",
     "register_serializer",
 ]
+
+
+# Loaded on first use: the 0.2.0 file migration needs the SQLite store's plumbing.
+_LAZY = {"LegacyMigration", "migrate_legacy"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from localqueue.stores import _legacy_0_2_0
+
+        return getattr(_legacy_0_2_0, name)
+    # 0.2.0 exported the concrete stores here; they load on first use, so
+    # ``import localqueue`` needs no extra (and they stay out of ``__all__``).
+    return _compat020.resolve(__name__, name, _compat020.STORES)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY, *_compat020.STORES])

@@ -50,6 +50,7 @@ __all__ = [
     "InvalidOptionError",
     "InvalidQueueNameError",
     "LeaseLostError",
+    "LegacyStoreError",
     "LocalQueueError",
     "MessageDecodeError",
     "MessageNotFoundError",
@@ -277,6 +278,34 @@ class SchemaVersionError(StoreError):
         super().__init__(
             f"store schema version {found} is newer than this release supports "
             f"({supported}); upgrade localqueue"
+        )
+
+
+class LegacyStoreError(SchemaVersionError):
+    """Raised when a store holds data written by localqueue 0.2.0, in its old layout.
+
+    The store refuses to open it (it would look empty); ``localqueue migrate
+    PATH`` (or :func:`localqueue.migrate_legacy`) converts it in place.
+
+    Attributes:
+        path: The store's file or directory.
+        layout: What was found, e.g. ``"queue_messages table"``.
+    """
+
+    def __init__(
+        self, path: str, layout: str, supported: int = 1, *, hint: str | None = None
+    ) -> None:
+        self.found = 0
+        self.supported = supported
+        self.path = path
+        self.layout = layout
+        if hint is None:
+            hint = (
+                f"run `localqueue migrate {path}` to convert it in place "
+                f"(a copy is kept at {path}.bak-0.2.0)"
+            )
+        StoreError.__init__(
+            self, f"{path} holds data written by localqueue 0.2.0 ({layout}); {hint}"
         )
 
 

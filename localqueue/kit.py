@@ -53,6 +53,7 @@ __all__ = [
     "build_message",
     "check_argument",
     "effective_state",
+    "max_deliveries_error",
     "new_lease_token",
     "new_message_id",
     "new_message_ids",
@@ -160,6 +161,14 @@ def check_argument(option: Option[Any], value: object, message: str) -> None:
         ok = False
     if not ok:
         raise ConfigurationError(message.format(value=value))
+
+
+def max_deliveries_error(max_deliveries: int) -> str:
+    """The ``last_error`` of a message ``lease`` dead-letters for reaching ``max_deliveries``."""
+    return (
+        f"MaxDeliveriesExceeded: delivered {max_deliveries} times without an ack "
+        f"(max_deliveries={max_deliveries})"
+    )
 
 
 def next_attempt(old: RetryRecord | None, key: str, now: float) -> RetryRecord:

@@ -143,6 +143,7 @@ class QueueStore(Protocol):
         lease_timeout: float,
         leased_by: str | None = None,
         limit: int = 1,
+        max_deliveries: int | None = None,
     ) -> list[QueueMessage]:
         """Lease up to ``limit`` available messages, in delivery order.
 
@@ -150,6 +151,13 @@ class QueueStore(Protocol):
         ``leased_until = now + lease_timeout``, ``leased_by`` recorded and a new
         ``lease_token``. Other consumers cannot lease it until the lease ends.
         Atomic: two concurrent calls never lease the same message.
+
+        With ``max_deliveries``, an available message already delivered that
+        many times (``attempts >= max_deliveries``: leases that expired or were
+        released without an ack all count) is dead-lettered instead, in the
+        same atomic step, with ``last_error`` from
+        :func:`localqueue.kit.max_deliveries_error` and ``failed_at`` now; the
+        next available message is considered in its place.
 
         Returns:
             The leased messages; ``[]`` when none is available (never blocks).

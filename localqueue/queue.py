@@ -22,9 +22,14 @@ from localqueue.errors import (
     ValidationError,
 )
 from localqueue.protocols import PurgeTarget, QueueStore
-from localqueue.registry import open_queue_store, url_serializer
+from localqueue.registry import open_queue_store, url_max_deliveries, url_serializer
 from localqueue.serializers import DEFAULT_SERIALIZER, Serializer, get_serializer
-from localqueue.validation import check_lease_timeout, check_queue_name, check_timeout
+from localqueue.validation import (
+    check_lease_timeout,
+    check_max_deliveries,
+    check_queue_name,
+    check_timeout,
+)
 
 __all__ = ["DEFAULT_QUEUE_STORE_PATH", "PersistentQueue", "format_error"]
 
@@ -63,6 +68,10 @@ class PersistentQueue:
             msgpack by default, or what a store URL's ``?serializer=`` names. Any
             message is decoded with the codec recorded with it, so changing this
             only affects new messages.
+        max_deliveries: A message delivered this many times without an ack (lease
+            expiries and releases included) is dead-lettered by the store at its
+            next lease, atomically, with the reason recorded (SQS's maxReceiveCount).
+            ``None`` (default): no cap. A store URL's ``?max_deliveries=`` sets it too.
 
     Raises:
         ConfigurationError: ``serializer`` and the URL's ``?serializer=`` disagree,
@@ -81,6 +90,7 @@ class PersistentQueue:
         maxsize: int = 0,
         lease_timeout: float = 30.0,
         serializer: Serializer | str | None = None,
+        max_deliveries: int | None = None,
     ) -> None:
         self.name = check_queue_name(name)
         if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize < 0:
@@ -92,7 +102,15 @@ class PersistentQueue:
         if store is None:
             store = os.fspath(store_path) if store_path is not None else DEFAULT_QUEUE_STORE_PATH
         chosen = None if serializer is None else get_serializer(serializer)
+        cap = check_max_deliveries(max_deliveries)
         if isinstance(store, str | os.PathLike):
+            url_cap = url_max_deliveries(os.fspath(store))
+            if cap is not None and url_cap is not None and cap != url_cap:
+                raise ConfigurationError(
+                    f"max_deliveries={cap} disagrees with the store URL's "
+                    f"?max_deliveries={url_cap}: give one of them"
+                )
+            cap = url_cap if cap is None else cap
             from_url = url_serializer(os.fspath(store))
             if chosen is not None and from_url is not None and chosen.name != from_url.name:
                 raise ConfigurationError(
@@ -107,6 +125,8 @@ class PersistentQueue:
             self._owns_store = False
         self.serializer: Serializer = chosen or get_serializer(DEFAULT_SERIALIZER)
         """The codec new values are encoded with."""
+        self.max_deliveries: int | None = cap
+        """Deliveries without an ack after which the store dead-letters a message."""
         self._gotten: collections.deque[QueueMessage] = collections.deque()
         self._gotten_lock = threading.Lock()
 
@@ -267,7 +287,11 @@ class PersistentQueue:
             deadline = time.monotonic() + check_timeout(timeout)
         while True:
             leased = self.store.lease(
-                self.name, lease_timeout=lease_for, leased_by=leased_by, limit=n
+                self.name,
+                lease_timeout=lease_for,
+                leased_by=leased_by,
+                limit=n,
+                max_deliveries=self.max_deliveries,
             )
             if leased or not block:
                 return leased
@@ -357,8 +381,8 @@ class PersistentQueue:
 
         On a clean exit the message is acked. If the block raises, the error is
         recorded and the message released after ``release_delay`` seconds, or
-        dead-lettered once it has been delivered ``max_attempts`` times; the
-        exception propagates.
+        dead-lettered once it has been delivered ``max_attempts`` times (the
+        queue's ``max_deliveries`` when not given); the exception propagates.
         """
         if max_attempts is not None and (
             isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1
@@ -371,6 +395,8 @@ class PersistentQueue:
             yield None
             return
         message = leased[0]
+        if max_attempts is None:
+            max_attempts = self.max_deliveries
         try:
             yield message
         except BaseException as exc:

@@ -51,6 +51,7 @@ __all__ = [
     "open_attempt_store",
     "open_queue_store",
     "register",
+    "url_max_deliveries",
     "url_serializer",
 ]
 
@@ -246,10 +247,35 @@ def url_serializer(url: str | os.PathLike[str] | StoreURL) -> Serializer | None:
         raise InvalidOptionError(parsed.scheme, "serializer", f"{name!r}: {exc}") from None
 
 
+def url_max_deliveries(url: str | os.PathLike[str] | StoreURL) -> int | None:
+    """The delivery cap a store URL's ``?max_deliveries=`` sets, or ``None``.
+
+    Like ``?serializer=``, the option belongs to the queue
+    (:class:`~localqueue.queue.PersistentQueue`), not the store.
+
+    Raises:
+        InvalidOptionError: The value is not an int of at least 1.
+    """
+    parsed = url if isinstance(url, StoreURL) else StoreURL.parse(url)
+    text = parsed.query.get("max_deliveries")
+    if text is None:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise InvalidOptionError(
+            parsed.scheme, "max_deliveries", f"{text!r}: must be an int of at least 1"
+        )
+    return value
+
+
 def _store_url(url: str | os.PathLike[str]) -> StoreURL:
     """``url`` parsed, its queue options checked and taken off: what a backend receives."""
     parsed = StoreURL.parse(url)
     url_serializer(parsed)
+    url_max_deliveries(parsed)
     return parsed.without(*QUEUE_OPTIONS)
 
 

@@ -43,8 +43,14 @@ from tenacity import (
     Retrying,
 )
 
+from localqueue import _compat020
 from localqueue._models import RetryRecord
-from localqueue.errors import MissingRetryKeyError, PersistentRetryExhausted, ValidationError
+from localqueue.errors import (
+    AttemptStoreLockedError,
+    MissingRetryKeyError,
+    PersistentRetryExhausted,
+    ValidationError,
+)
 from localqueue.protocols import AttemptStore
 from localqueue.queue import format_error
 from localqueue.registry import open_attempt_store
@@ -52,8 +58,10 @@ from localqueue.validation import check_retry_key
 
 __all__ = [
     "DEFAULT_RETRY_STORE_PATH",
+    "AttemptStoreLockedError",
     "KeyFn",
     "PersistentAsyncRetrying",
+    "PersistentRetryExhausted",
     "PersistentRetrying",
     "configure_default_store",
     "configure_default_store_factory",
@@ -131,37 +139,90 @@ def get_default_store() -> AttemptStore:
 # -- key helpers --------------------------------------------------------------
 
 
-def _argument(state: RetryCallState, name: str) -> Any:
-    if name in state.kwargs:
-        return state.kwargs[name]
-    fn = state.fn
+def _call_of(
+    call: RetryCallState | Callable[..., Any] | None, args: Any, kwargs: Any
+) -> tuple[Callable[..., Any] | None, tuple[Any, ...], dict[str, Any]]:
+    """``(fn, args, kwargs)`` from Tenacity's call state, or as 0.2.0 passed them."""
+    if isinstance(call, RetryCallState):
+        return call.fn, tuple(call.args), dict(call.kwargs)
+    return call, tuple(args or ()), dict(kwargs or {})
+
+
+def _argument(
+    fn: Callable[..., Any] | None, args: tuple[Any, ...], kwargs: dict[str, Any], name: str
+) -> Any:
+    if name in kwargs:
+        return kwargs[name]
     if fn is not None:
         try:
-            bound = inspect.signature(fn).bind_partial(*state.args, **state.kwargs)
+            bound = inspect.signature(fn).bind_partial(*args, **kwargs)
         except (TypeError, ValueError):
             bound = None
         if bound is not None:
             bound.apply_defaults()
             if name in bound.arguments:
                 return bound.arguments[name]
-    where = state.get_fn_name() if fn is not None else "the call"
+    where = getattr(fn, "__qualname__", None) or "the call"
     raise MissingRetryKeyError(f"argument {name!r} was not passed to {where}")
+
+
+def _check_helper_name(what: str, value: object) -> None:
+    if not isinstance(value, str) or not value:
+        raise ValidationError(f"{what} must be a non-empty str, not {value!r}")
+
+
+def _check_prefix(prefix: object) -> None:
+    if prefix is not None:
+        _check_helper_name("prefix", prefix)
 
 
 def _with_prefix(prefix: str | None, value: object) -> str:
     return f"{prefix}:{value}" if prefix else str(value)
 
 
+def _legacy_key_fn(key_fn: Callable[..., Any]) -> bool:
+    """Whether ``key_fn`` takes 0.2.0's ``(fn, args, kwargs)`` rather than a call state."""
+    try:
+        params = list(inspect.signature(key_fn).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    positional = [
+        p
+        for p in params
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+    ]
+    return len(positional) == 3
+
+
+def _as_key_fn(key_fn: Callable[..., Any] | None) -> KeyFn | None:
+    """A key function called with the call state; 0.2.0's three-argument ones adapted."""
+    if key_fn is None or not _legacy_key_fn(key_fn):
+        return key_fn
+
+    def from_state(state: RetryCallState) -> str | None:
+        key: str | None = key_fn(state.fn, state.args, state.kwargs)
+        return key
+
+    return from_state
+
+
 def key_from_argument(name: str, *, prefix: str | None = None) -> KeyFn:
     """A key function reading one argument of the call (by name, positional or keyword).
+
+    The function takes Tenacity's call state, or 0.2.0's ``(fn, args, kwargs)``.
 
     Args:
         name: The parameter's name.
         prefix: Prepended as ``"prefix:value"``.
-    """
 
-    def key_fn(state: RetryCallState) -> str:
-        value = _argument(state, name)
+    Raises:
+        ValidationError: ``name`` or ``prefix`` is empty or not a ``str``.
+    """
+    _check_helper_name("name", name)
+    _check_prefix(prefix)
+
+    def key_fn(call: Any, args: Any = None, kwargs: Any = None) -> str:
+        value = _argument(*_call_of(call, args, kwargs), name)
         if value is None:
             raise MissingRetryKeyError(f"argument {name!r} is None; it cannot be a retry key")
         return _with_prefix(prefix, value)
@@ -173,14 +234,22 @@ def key_from_argument(name: str, *, prefix: str | None = None) -> KeyFn:
 def key_from_attr(argument: str, attr: str, *, prefix: str | None = None) -> KeyFn:
     """A key function reading ``getattr(<argument>, attr)``, e.g. ``task.id``.
 
+    The function takes Tenacity's call state, or 0.2.0's ``(fn, args, kwargs)``.
+
     Args:
         argument: The parameter holding the object.
         attr: The attribute of that object used as the key.
         prefix: Prepended as ``"prefix:value"``.
-    """
 
-    def key_fn(state: RetryCallState) -> str:
-        value = getattr(_argument(state, argument), attr, None)
+    Raises:
+        ValidationError: ``argument``, ``attr`` or ``prefix`` is empty or not a ``str``.
+    """
+    _check_helper_name("argument", argument)
+    _check_helper_name("attr", attr)
+    _check_prefix(prefix)
+
+    def key_fn(call: Any, args: Any = None, kwargs: Any = None) -> str:
+        value = getattr(_argument(*_call_of(call, args, kwargs), argument), attr, None)
         if value is None:
             raise MissingRetryKeyError(f"{argument}.{attr} is missing or None")
         return _with_prefix(prefix, value)
@@ -291,7 +360,7 @@ class _PersistentMixin(BaseRetrying):
         if store is not None and store_path is not None:
             raise ValidationError("pass either store or store_path, not both")
         self._key = key
-        self._key_fn = key_fn
+        self._key_fn = _as_key_fn(key_fn)
         self.clear_on_success = clear_on_success
         self._owns_store = False
         if store_path is not None:
@@ -759,3 +828,8 @@ def persistent_async_retry(
         return wrapped
 
     return decorate
+
+
+def __getattr__(name: str) -> Any:
+    # 0.2.0 exported the attempt stores from this module; they load on first use.
+    return _compat020.resolve(__name__, name, _compat020.ATTEMPT_STORES)

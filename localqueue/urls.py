@@ -96,12 +96,13 @@ class Option(Generic[T]):
         return Option(str, default, help)
 
 
-QUEUE_OPTIONS: Final = ("serializer",)
+QUEUE_OPTIONS: Final = ("serializer", "max_deliveries")
 """Options any store URL may carry that configure the queue above the store.
 
 ``?serializer=`` names the codec :class:`~localqueue.queue.PersistentQueue`
-encodes new values with; the registry takes it off the URL before a backend
-sees it, so stores never receive it (see :func:`localqueue.registry.url_serializer`).
+encodes new values with and ``?max_deliveries=`` its delivery cap; the registry
+takes them off the URL before a backend sees it, so stores never receive them
+(see :func:`localqueue.registry.url_serializer`, :func:`~localqueue.registry.url_max_deliveries`).
 """
 
 

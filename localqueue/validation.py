@@ -33,6 +33,7 @@ __all__ = [
     "check_lease_timeout",
     "check_leases",
     "check_limit",
+    "check_max_deliveries",
     "check_max_size",
     "check_message_id",
     "check_message_ids",
@@ -335,10 +336,34 @@ def check_put_many(
     return items, seconds
 
 
-def check_lease(queue: object, lease_timeout: object, leased_by: object, limit: object) -> float:
+def check_lease(
+    queue: object,
+    lease_timeout: object,
+    leased_by: object,
+    limit: object,
+    max_deliveries: object = None,
+) -> float:
     """Check the arguments of ``lease``; return ``lease_timeout`` as float seconds."""
     check_queue_name(queue)
     seconds = check_lease_timeout(lease_timeout)
     check_worker_id(leased_by)
     check_limit(limit)
+    check_max_deliveries(max_deliveries)
     return seconds
+
+
+def check_max_deliveries(max_deliveries: object) -> int | None:
+    """Check a delivery cap: ``None`` (no cap) or an ``int`` of at least 1.
+
+    Raises:
+        ValidationError: Anything else (``bool`` is not an ``int`` here).
+    """
+    if max_deliveries is None:
+        return None
+    if (
+        isinstance(max_deliveries, bool)
+        or not isinstance(max_deliveries, int)
+        or max_deliveries < 1
+    ):
+        raise ValidationError(f"max_deliveries must be None or an int >= 1, not {max_deliveries!r}")
+    return max_deliveries

@@ -340,3 +340,48 @@ def test_a_serializer_that_disagrees_with_the_url_is_refused_before_opening(
     # The same name both ways is fine.
     with PersistentQueue("q", "memory://?serializer=json", serializer="json") as queue:
         assert queue.serializer.name == "json"
+
+
+def test_a_queue_level_delivery_cap_dead_letters_at_the_next_lease(
+    queue_store: QueueStore,
+) -> None:
+    queue = PersistentQueue("capped", queue_store, max_deliveries=2)
+    queue.put("job")
+    for _ in range(2):
+        message = queue.get_message(block=False)
+        queue.release(message)
+    assert queue.get_messages(1) == []
+    (dead,) = queue.dead_letters()
+    assert dead.attempts == 2
+    assert dead.last_error is not None
+    assert "max_deliveries=2" in dead.last_error
+
+
+def test_consume_dead_letters_the_last_allowed_delivery_with_its_own_error(
+    queue_store: QueueStore,
+) -> None:
+    queue = PersistentQueue("capped", queue_store, max_deliveries=1)
+    queue.put("job")
+
+    def fail_once() -> None:
+        with queue.consume() as message:
+            assert message is not None
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        fail_once()
+    (dead,) = queue.dead_letters()
+    assert dead.last_error == "RuntimeError: boom"
+
+
+def test_the_delivery_cap_from_a_url_and_its_checks(tmp_path: Path) -> None:
+    db = tmp_path / "capped.db"
+    with PersistentQueue("q", f"sqlite:///{db}?max_deliveries=3") as queue:
+        assert queue.max_deliveries == 3
+    with pytest.raises(ConfigurationError, match="disagrees"):
+        PersistentQueue("q", f"sqlite:///{db}?max_deliveries=3", max_deliveries=2)
+    with pytest.raises(InvalidOptionError, match="max_deliveries"):
+        PersistentQueue("q", f"sqlite:///{db}?max_deliveries=0")
+    for bad in (0, -1, True, 1.5):
+        with pytest.raises(ValidationError):
+            PersistentQueue("q", "memory://", max_deliveries=bad)  # type: ignore[arg-type]

@@ -180,7 +180,7 @@ def test_stores_never_see_the_queue_serializer_option() -> None:
         assert registry.url_serializer("unit-codec://") is None
         with pytest.raises(InvalidOptionError, match="serializer"):
             registry.open_attempt_store("unit-codec://?serializer=pickle")
-        with pytest.raises(InvalidOptionError, match=r"known: serializer"):
+        with pytest.raises(InvalidOptionError, match=r"known: max_deliveries, serializer"):
             open_queue_store("unit-codec://?serialiser=json")
     finally:
         registry._registered.pop("unit-codec", None)

@@ -37,6 +37,7 @@ from localqueue.kit import (
     build_message,
     check_argument,
     effective_state,
+    max_deliveries_error,
     new_lease_token,
     new_message_id,
     next_attempt,
@@ -301,26 +302,57 @@ class TutorialQueueStore(_Database):
 
     # --8<-- [start:queue-lease]
     def lease(
-        self, queue: str, *, lease_timeout: float, leased_by: str | None = None, limit: int = 1
+        self,
+        queue: str,
+        *,
+        lease_timeout: float,
+        leased_by: str | None = None,
+        limit: int = 1,
+        max_deliveries: int | None = None,
     ) -> list[QueueMessage]:
         """Lease up to ``limit`` available messages, in delivery order."""
-        lease_timeout = check_lease(queue, lease_timeout, leased_by, limit)
+        lease_timeout = check_lease(queue, lease_timeout, leased_by, limit, max_deliveries)
         leased: list[QueueMessage] = []
         with self._transaction() as db:
             now = self._clock()
             sql = f"SELECT {_COLUMNS} FROM messages WHERE {_AVAILABLE} {_ORDER} LIMIT ?"
-            for row in db.execute(sql, (queue, now, limit)).fetchall():
-                token = new_lease_token()
-                db.execute(
-                    "UPDATE messages SET state = ?, attempts = attempts + 1,"
-                    " available_at = ?, leased_by = ?, lease_token = ? WHERE id = ?",
-                    (StoredState.INFLIGHT, now + lease_timeout, leased_by, token, row[0]),
-                )
-                held = list(row)
-                held[1], held[4] = StoredState.INFLIGHT, row[4] + 1
-                held[6], held[8] = now + lease_timeout, leased_by
-                leased.append(_message(queue, held, now, token))
+            spent = True
+            while spent and len(leased) < limit:
+                spent = False
+                for row in db.execute(sql, (queue, now, limit - len(leased))).fetchall():
+                    if max_deliveries is not None and row[4] >= max_deliveries:
+                        # Delivered as often as allowed: a dead letter, and the next one
+                        # (the loop's next SELECT) is leased in its place.
+                        db.execute(
+                            "UPDATE messages SET state = 2, lease_token = NULL,"
+                            " last_error = ?, failed_at = ? WHERE id = ?",
+                            (max_deliveries_error(max_deliveries), now, row[0]),
+                        )
+                        spent = True
+                        continue
+                    leased.append(self._lease_row(db, queue, row, now, lease_timeout, leased_by))
         return leased
+
+    @staticmethod
+    def _lease_row(
+        db: sqlite3.Connection,
+        queue: str,
+        row: Any,
+        now: float,
+        lease_timeout: float,
+        leased_by: str | None,
+    ) -> QueueMessage:
+        """Lease one selected row (inside the lease's transaction)."""
+        token = new_lease_token()
+        db.execute(
+            "UPDATE messages SET state = ?, attempts = attempts + 1,"
+            " available_at = ?, leased_by = ?, lease_token = ? WHERE id = ?",
+            (StoredState.INFLIGHT, now + lease_timeout, leased_by, token, row[0]),
+        )
+        held = list(row)
+        held[1], held[4] = StoredState.INFLIGHT, row[4] + 1
+        held[6], held[8] = now + lease_timeout, leased_by
+        return _message(queue, held, now, token)
 
     def wait(self, queue: str, timeout: float) -> None:
         """Poll every 20 ms until a message is available, one is due, or ``timeout`` passes."""

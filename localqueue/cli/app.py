@@ -24,6 +24,7 @@ from localqueue.cli import exit_codes
 from localqueue.cli.commands.config_cmd import config_app
 from localqueue.cli.commands.demo_cmd import demo
 from localqueue.cli.commands.integrity_cmd import check, repair
+from localqueue.cli.commands.migrate_cmd import migrate
 from localqueue.cli.commands.queue_cmd import queue_app
 from localqueue.cli.commands.queues_cmd import queues
 from localqueue.cli.commands.work_cmd import register as register_work_commands
@@ -134,3 +135,4 @@ app.command("queues")(queues)
 app.command("demo")(demo)
 app.command("check")(check)
 app.command("repair")(repair)
+app.command("migrate")(migrate)

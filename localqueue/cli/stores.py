@@ -17,7 +17,12 @@ from localqueue.cli.errors import CliError, exit_code_for
 from localqueue.errors import ConfigurationError, StoreNotFoundError
 from localqueue.protocols import AttemptStore, QueueStore
 from localqueue.queue import PersistentQueue
-from localqueue.registry import open_attempt_store, open_queue_store, url_serializer
+from localqueue.registry import (
+    open_attempt_store,
+    open_queue_store,
+    url_max_deliveries,
+    url_serializer,
+)
 from localqueue.validation import check_queue_name
 
 __all__ = ["open_chosen", "open_retry_store", "opened_queue", "opened_store"]
@@ -77,9 +82,14 @@ def opened_queue(
     choice = choose_store(store, store_path)
     handle = open_chosen(choice, open_queue_store, create=create)
     try:
-        # The URL's ?serializer= is the queue's codec (already checked by the open).
-        codec = url_serializer(choice.url)
-        yield PersistentQueue(name, handle, lease_timeout=lease_timeout, serializer=codec)
+        # ?serializer= and ?max_deliveries= are the queue's (already checked by the open).
+        yield PersistentQueue(
+            name,
+            handle,
+            lease_timeout=lease_timeout,
+            serializer=url_serializer(choice.url),
+            max_deliveries=url_max_deliveries(choice.url),
+        )
     finally:
         handle.close()
 

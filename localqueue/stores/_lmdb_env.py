@@ -22,10 +22,12 @@ import lmdb
 
 from localqueue.errors import (
     ConfigurationError,
+    LegacyStoreError,
     SchemaVersionError,
     StoreCorruptedError,
     StoreError,
 )
+from localqueue.stores._legacy_0_2_0 import LMDB_HINT, lmdb_legacy_layout
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -100,6 +102,10 @@ class Environment:
                 self._allocated = os.fstat(self._data_fd).st_size
             self.env.reader_check()  # clear slots left by killed processes
             with self.env.begin(write=True) as txn:
+                # 0.2.0 kept its keys in the main database: refuse rather than look empty.
+                legacy = lmdb_legacy_layout(self.env, txn)
+                if legacy is not None:
+                    raise LegacyStoreError(path, legacy, SCHEMA_VERSION, hint=LMDB_HINT)
                 self.meta = self.env.open_db(b"meta", txn=txn)
                 self.messages = self.env.open_db(b"messages", txn=txn)
                 self.ready = self.env.open_db(b"ready", txn=txn)

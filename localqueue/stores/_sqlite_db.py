@@ -22,6 +22,7 @@ from typing import Final, TypeVar
 
 from localqueue.errors import (
     ConfigurationError,
+    LegacyStoreError,
     SchemaVersionError,
     StoreClosedError,
     StoreCorruptedError,
@@ -204,6 +205,12 @@ class Database:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             raise SchemaVersionError(version, SCHEMA_VERSION)
+        # 0.2.0 data would otherwise sit unseen beside an empty queue.
+        from localqueue.stores._legacy_0_2_0 import sqlite_legacy_layout
+
+        legacy = sqlite_legacy_layout(conn)
+        if legacy is not None:
+            raise LegacyStoreError(self.path, legacy, SCHEMA_VERSION)
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             raise StoreError(f"{self.path}: cannot switch to WAL mode (journal mode is {mode})")

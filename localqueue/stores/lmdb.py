@@ -67,6 +67,7 @@ from localqueue.kit import (
     build_message,
     check_argument,
     effective_state,
+    max_deliveries_error,
     new_lease_token,
     new_message_id,
     new_message_ids,
@@ -888,9 +889,10 @@ class LMDBQueueStore(_LMDBHandle):
         lease_timeout: float,
         leased_by: str | None = None,
         limit: int = 1,
+        max_deliveries: int | None = None,
     ) -> list[QueueMessage]:
         """Lease up to ``limit`` available messages in one write transaction."""
-        lease_timeout = check_lease(queue, lease_timeout, leased_by, limit)
+        lease_timeout = check_lease(queue, lease_timeout, leased_by, limit, max_deliveries)
         prefix = _prefix(queue)
 
         def lease(shared: Environment, txn: Txn, limit: int) -> list[QueueMessage]:
@@ -909,8 +911,9 @@ class LMDBQueueStore(_LMDBHandle):
                 for key, value in fresh[: limit - len(leased)]:
                     seen.add(value[1:])
                     message = self._lease_entry(
-                        shared, txn, queue, key, value, now, lease_timeout, leased_by
-                    )
+                        shared, txn, queue, key, value, now, lease_timeout, leased_by,
+                        max_deliveries,
+                    )  # fmt: skip
                     if message is not None:
                         leased.append(message)
             return leased
@@ -934,8 +937,10 @@ class LMDBQueueStore(_LMDBHandle):
         now: float,
         lease_timeout: float,
         leased_by: str | None,
+        max_deliveries: int | None = None,
     ) -> QueueMessage | None:
-        """Lease the message of one due delivery-index entry; ``None`` if it was not sound."""
+        """Lease the message of one due delivery-index entry; ``None`` if it was not sound
+        or was spent (delivered ``max_deliveries`` times: then it is dead-lettered)."""
         prefix = _prefix(queue)
         id_key = value[1:]
         rec = _decode(id_key, txn.get(id_key, db=shared.messages))
@@ -958,6 +963,14 @@ class LMDBQueueStore(_LMDBHandle):
                 self.path, id_key.decode(errors="backslashreplace"), queue,
             )  # fmt: skip
             self._index(shared, txn, _prefix(rec[_F_QUEUE]), rec, id_key)
+            return None
+        if max_deliveries is not None and rec[_F_ATTEMPTS] >= max_deliveries:
+            self._unindex(shared, txn, prefix, rec)
+            rec[_F_STATE] = _DEAD
+            rec[_F_TOKEN] = None
+            rec[_F_ERROR], rec[_F_FAILED] = max_deliveries_error(max_deliveries), now
+            txn.put(id_key, _pack(rec), db=shared.messages)
+            self._index(shared, txn, prefix, rec, id_key)
             return None
         txn.delete(key, db=shared.ready)
         token = new_lease_token()

@@ -28,6 +28,7 @@ from localqueue.kit import (
     StoredState,
     build_message,
     effective_state,
+    max_deliveries_error,
     next_attempt,
     ready_message,
     with_failure,
@@ -367,9 +368,10 @@ class MemoryQueueStore(ClosingContext):
         lease_timeout: float,
         leased_by: str | None = None,
         limit: int = 1,
+        max_deliveries: int | None = None,
     ) -> list[QueueMessage]:
-        """Lease up to ``limit`` available messages."""
-        lease_timeout = check_lease(queue, lease_timeout, leased_by, limit)
+        """Lease up to ``limit`` available messages; spent ones are dead-lettered on the way."""
+        lease_timeout = check_lease(queue, lease_timeout, leased_by, limit, max_deliveries)
         leased: list[QueueMessage] = []
         with self._lock:
             q = self._queue(queue)
@@ -379,6 +381,12 @@ class MemoryQueueStore(ClosingContext):
                 if rec is None:
                     break
                 heapq.heappop(q.ready)
+                if max_deliveries is not None and rec.attempts >= max_deliveries:
+                    rec.state = _DEAD
+                    rec.token = None
+                    rec.version += 1
+                    rec.last_error, rec.failed_at = max_deliveries_error(max_deliveries), now
+                    continue
                 rec.state = _INFLIGHT
                 rec.attempts += 1
                 rec.available_at = now + lease_timeout

@@ -61,6 +61,7 @@ from localqueue.kit import (
     build_message,
     check_argument,
     effective_state,
+    max_deliveries_error,
     ready_message,
 )
 from localqueue.protocols import Clock, Damage, Fault, PurgeTarget
@@ -388,6 +389,11 @@ _NEXT = (
 )
 _NEXT_SEQS = _NEXT.format(cols="seq")
 _NEXT_ROWS = _NEXT.format(cols=_COLUMNS)
+_NEXT_ATTEMPTS = _NEXT.format(cols="seq, attempts")
+_DEAD_LETTER_SEQS = (
+    "UPDATE messages SET state = 2, lease_token = NULL, last_error = ?1, failed_at = ?2 "
+    "WHERE seq IN (SELECT value FROM json_each(?3))"
+)
 _LEASE_SET = (
     "UPDATE messages SET state = 1, attempts = attempts + 1, available_at = ?4, "
     "leased_by = ?5, lease_token = lower(hex(randomblob(8))) "
@@ -465,6 +471,24 @@ _QUEUES = (
     "SELECT queue FROM messages WHERE state < 2 "
     "UNION SELECT queue FROM messages WHERE state = 2 ORDER BY 1"
 )
+
+
+def _dead_letter_spent(
+    conn: sqlite3.Connection, queue: str, now: float, limit: int, max_deliveries: int
+) -> None:
+    """Dead-letter the spent messages among the next ``limit`` (in a write transaction).
+
+    Repeats until the next ``limit`` available messages hold none that has been
+    delivered ``max_deliveries`` times, so the lease that follows takes only
+    messages with deliveries left.
+    """
+    error = max_deliveries_error(max_deliveries)
+    while True:
+        rows = conn.execute(_NEXT_ATTEMPTS, (queue, now, limit)).fetchall()
+        spent = [seq for seq, attempts in rows if attempts >= max_deliveries]
+        if not spent:
+            return
+        conn.execute(_DEAD_LETTER_SEQS, (error, now, json.dumps(spent)))
 
 
 def _check_room(conn: sqlite3.Connection, queue: str, needed: int, max_size: int) -> None:
@@ -689,15 +713,21 @@ class SQLiteQueueStore(ClosingContext):
         lease_timeout: float,
         leased_by: str | None = None,
         limit: int = 1,
+        max_deliveries: int | None = None,
     ) -> list[QueueMessage]:
         """Lease up to ``limit`` available messages: one ``UPDATE ... RETURNING`` for one."""
-        lease_timeout = check_lease(queue, lease_timeout, leased_by, limit)
+        lease_timeout = check_lease(queue, lease_timeout, leased_by, limit, max_deliveries)
         self._report_loss()
         leased: list[QueueMessage] = []
         while len(leased) < limit:
             now, rows = self._write(
                 functools.partial(
-                    self._lease_rows, queue, lease_timeout, leased_by, limit - len(leased)
+                    self._lease_rows,
+                    queue,
+                    lease_timeout,
+                    leased_by,
+                    limit - len(leased),
+                    max_deliveries,
                 )
             )
             if self._lost and not leased and not rows:
@@ -721,16 +751,19 @@ class SQLiteQueueStore(ClosingContext):
         lease_timeout: float,
         leased_by: str | None,
         limit: int,
+        max_deliveries: int | None,
         conn: sqlite3.Connection,
     ) -> tuple[float, list[Any]]:
         """Lease up to ``limit`` rows; each row is its lease token then ``_COLUMNS``."""
         now = self._clock()
-        if limit == 1:
+        if limit == 1 and max_deliveries is None:
             rows = conn.execute(
                 _LEASE_ONE, (queue, now, 1, now + lease_timeout, leased_by)
             ).fetchall()
         else:
             with self._db.transaction(conn):
+                if max_deliveries is not None:
+                    _dead_letter_spent(conn, queue, now, limit, max_deliveries)
                 seqs = [row[0] for row in conn.execute(_NEXT_SEQS, (queue, now, limit))]
                 rows = []
                 if seqs:

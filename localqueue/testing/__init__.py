@@ -48,6 +48,7 @@ if TYPE_CHECKING:  # the names as the type checker sees them; the runtime resolv
     )
     from localqueue.testing.capacity import CapacitySuite
     from localqueue.testing.damage import DamageSuite
+    from localqueue.testing.deliveries import MaxDeliveriesSuite
     from localqueue.testing.faults import (
         AttemptEngineErrorSuite,
         AttemptLockTimeoutSuite,
@@ -128,6 +129,7 @@ _EXPORTS: dict[str, str] = {
     "LeaseLog": "queue_store",
     "LeaseSuite": "queue_store",
     "LimitsSuite": "limits",
+    "MaxDeliveriesSuite": "deliveries",
     "LockTimeoutSuite": "faults",
     "MessageStateSuite": "queue_store",
     "ModelSuite": "model",
@@ -185,6 +187,7 @@ __all__ = [
     "LeaseSuite",
     "LimitsSuite",
     "LockTimeoutSuite",
+    "MaxDeliveriesSuite",
     "MessageStateSuite",
     "ModelSuite",
     "MultiProcessSuite",

@@ -14,6 +14,7 @@ from localqueue.testing.attempt_store import (
 )
 from localqueue.testing.capacity import CapacitySuite
 from localqueue.testing.damage import DamageSuite
+from localqueue.testing.deliveries import MaxDeliveriesSuite
 from localqueue.testing.faults import (
     AttemptEngineErrorSuite,
     AttemptLockTimeoutSuite,
@@ -64,6 +65,7 @@ class QueueStoreSuite(
     OrderingSuite,
     DelaySuite,
     LeaseExpirySuite,
+    MaxDeliveriesSuite,
     AckSuite,
     ReleaseExtendSuite,
     DeadLetterSuite,

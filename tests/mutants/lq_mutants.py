@@ -41,6 +41,7 @@ from localqueue.validation import (
     check_lease,
     check_lease_timeout,
     check_limit,
+    check_max_deliveries,
     check_max_size,
     check_message_id,
     check_put_many,
@@ -113,8 +114,22 @@ class MemLeaseRace(MemoryQueueStore):
     """lease chooses outside the lock, then marks: two threads lease one message (no double lease)."""
 
     def lease(
-        self, queue: str, *, lease_timeout: float, leased_by: str | None = None, limit: int = 1
+        self,
+        queue: str,
+        *,
+        lease_timeout: float,
+        leased_by: str | None = None,
+        limit: int = 1,
+        max_deliveries: int | None = None,
     ) -> list[QueueMessage]:
+        if max_deliveries is not None:  # the bug is elsewhere: a capped lease is the real one
+            return super().lease(
+                queue,
+                lease_timeout=lease_timeout,
+                leased_by=leased_by,
+                limit=limit,
+                max_deliveries=max_deliveries,
+            )
         lease_timeout = check_lease(queue, lease_timeout, leased_by, limit)
         leased: list[QueueMessage] = []
         while len(leased) < limit:
@@ -691,6 +706,43 @@ class MemAttemptCloseNotFinal(MemoryAttemptStore):
             self._records.clear()
 
 
+@mutant("a lease with max_deliveries dead-letters a message delivered that many times")
+class MemMaxDeliveriesIgnored(MemoryQueueStore):
+    """lease checks max_deliveries but never applies it (queue-level delivery cap)."""
+
+    def lease(self, queue: str, **kw: Any) -> list[QueueMessage]:
+        check_max_deliveries(kw.pop("max_deliveries", None))
+        return super().lease(queue, **kw)
+
+
+@mutant("the dead letter made by the delivery cap records why")
+class MemMaxDeliveriesNoReason(MemoryQueueStore):
+    """the delivery cap dead-letters without recording a reason (dead letters say why)."""
+
+    def lease(self, queue: str, **kw: Any) -> list[QueueMessage]:
+        leased = super().lease(queue, **kw)
+        with self._lock:
+            for rec in self._queues[queue].records.values():
+                if rec.state == mem._DEAD and rec.last_error and "max_deliveries" in rec.last_error:
+                    rec.last_error = None
+        return leased
+
+
+@mutant("the message after a spent one is leased in its place")
+class MemMaxDeliveriesStopsAtSpent(MemoryQueueStore):
+    """a lease that dead-letters a spent message returns nothing instead of the next one."""
+
+    def lease(self, queue: str, **kw: Any) -> list[QueueMessage]:
+        cap = kw.get("max_deliveries")
+        before = self.stats(queue).dead if cap is not None else 0
+        leased = super().lease(queue, **kw)
+        if cap is not None and self.stats(queue).dead > before:
+            for m in leased:
+                self.release(queue, m.id, lease_token=m.lease_token)
+            return []
+        return leased
+
+
 # ---------------------------------------------------------------------------
 # SQLite queue store
 # ---------------------------------------------------------------------------
@@ -701,8 +753,22 @@ class SqliteLeaseSelectThenUpdate(SQLiteQueueStore):
     """lease SELECTs then UPDATEs in separate statements without a write lock (no double lease)."""
 
     def lease(
-        self, queue: str, *, lease_timeout: float, leased_by: str | None = None, limit: int = 1
+        self,
+        queue: str,
+        *,
+        lease_timeout: float,
+        leased_by: str | None = None,
+        limit: int = 1,
+        max_deliveries: int | None = None,
     ) -> list[QueueMessage]:
+        if max_deliveries is not None:  # the bug is elsewhere: a capped lease is the real one
+            return super().lease(
+                queue,
+                lease_timeout=lease_timeout,
+                leased_by=leased_by,
+                limit=limit,
+                max_deliveries=max_deliveries,
+            )
         lease_timeout = check_lease(queue, lease_timeout, leased_by, limit)
         now = self._clock()
         seqs = [
@@ -925,8 +991,22 @@ class SqlitePriorityIgnored(SQLiteQueueStore):
     """lease orders by available_at only, ignoring priority (priorities)."""
 
     def lease(
-        self, queue: str, *, lease_timeout: float, leased_by: str | None = None, limit: int = 1
+        self,
+        queue: str,
+        *,
+        lease_timeout: float,
+        leased_by: str | None = None,
+        limit: int = 1,
+        max_deliveries: int | None = None,
     ) -> list[QueueMessage]:
+        if max_deliveries is not None:  # the bug is elsewhere: a capped lease is the real one
+            return super().lease(
+                queue,
+                lease_timeout=lease_timeout,
+                leased_by=leased_by,
+                limit=limit,
+                max_deliveries=max_deliveries,
+            )
         lease_timeout = check_lease(queue, lease_timeout, leased_by, limit)
         select = sq._NEXT_SEQS.replace("priority DESC, ", "")
 
@@ -1000,8 +1080,22 @@ class SqliteExpiredLeaseNotRedelivered(SQLiteQueueStore):
     """lease only takes state 0 rows, so an expired lease is never delivered again (at-least-once)."""
 
     def lease(
-        self, queue: str, *, lease_timeout: float, leased_by: str | None = None, limit: int = 1
+        self,
+        queue: str,
+        *,
+        lease_timeout: float,
+        leased_by: str | None = None,
+        limit: int = 1,
+        max_deliveries: int | None = None,
     ) -> list[QueueMessage]:
+        if max_deliveries is not None:  # the bug is elsewhere: a capped lease is the real one
+            return super().lease(
+                queue,
+                lease_timeout=lease_timeout,
+                leased_by=leased_by,
+                limit=limit,
+                max_deliveries=max_deliveries,
+            )
         lease_timeout = check_lease(queue, lease_timeout, leased_by, limit)
         select = sq._NEXT_SEQS.replace("state < 2", "state = 0")
 
@@ -1089,8 +1183,22 @@ class SqliteDeadLetterLeasable(SQLiteQueueStore):
     """lease filters on available_at only, forgetting the state column, so dead letters are leased (dead letters leave delivery)."""
 
     def lease(
-        self, queue: str, *, lease_timeout: float, leased_by: str | None = None, limit: int = 1
+        self,
+        queue: str,
+        *,
+        lease_timeout: float,
+        leased_by: str | None = None,
+        limit: int = 1,
+        max_deliveries: int | None = None,
     ) -> list[QueueMessage]:
+        if max_deliveries is not None:  # the bug is elsewhere: a capped lease is the real one
+            return super().lease(
+                queue,
+                lease_timeout=lease_timeout,
+                leased_by=leased_by,
+                limit=limit,
+                max_deliveries=max_deliveries,
+            )
         lease_timeout = check_lease(queue, lease_timeout, leased_by, limit)
         select = (
             "SELECT seq FROM messages WHERE queue = ?1 AND available_at <= ?2 "
@@ -1301,3 +1409,22 @@ class SqliteGetRecordStale(SQLiteAttemptStore):
         with self._cache_lock:
             self._cache.setdefault(key, record)
         return record
+
+
+@mutant("a message is dead-lettered at the lease after its max_deliveries-th delivery")
+class SqliteMaxDeliveriesOffByOne(SQLiteQueueStore):
+    """the delivery cap counts one delivery too many (attempts > max instead of >=)."""
+
+    def lease(self, queue: str, **kw: Any) -> list[QueueMessage]:
+        cap = check_max_deliveries(kw.pop("max_deliveries", None))
+        return super().lease(queue, **kw, max_deliveries=None if cap is None else cap + 1)
+
+
+@mutant("a bad max_deliveries is refused with ValidationError and changes nothing")
+class SqliteMaxDeliveriesUnchecked(SQLiteQueueStore):
+    """a max_deliveries below 1 (or not an int) is taken as no cap instead of refused."""
+
+    def lease(self, queue: str, **kw: Any) -> list[QueueMessage]:
+        cap = kw.pop("max_deliveries", None)
+        ok = isinstance(cap, int) and not isinstance(cap, bool) and cap >= 1
+        return super().lease(queue, **kw, max_deliveries=cap if ok else None)

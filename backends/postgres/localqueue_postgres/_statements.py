@@ -104,6 +104,37 @@ class QueueStatements:
         SELECT upd.*, {now} AS now, d.ids AS damaged_ids
         FROM (SELECT array_agg(id) AS ids FROM damaged) AS d LEFT JOIN upd ON true"""
         )
+        # The capped lease: of the next candidates (locked as above), those already
+        # delivered max_deliveries times are dead-lettered and the others leased, in
+        # one statement; ``spent`` says how many, so the caller runs it again (in the
+        # same transaction) for the places they left.
+        self.lease_capped = q(
+            "WITH "
+            + damaged
+            + """picked AS (
+                SELECT id, attempts, available_at AS due FROM {m}
+                WHERE queue = %(queue)s AND state < 2 AND available_at <= {now}
+                ORDER BY priority DESC, available_at, seq
+                LIMIT %(limit)s
+                FOR UPDATE SKIP LOCKED
+            ), spent AS (
+                UPDATE {m} AS m
+                SET state = 2, lease_token = NULL, last_error = %(error)s, failed_at = {now}
+                FROM picked WHERE m.id = picked.id AND picked.attempts >= %(max_deliveries)s
+                RETURNING m.id
+            ), upd AS (
+            UPDATE {m} AS m
+            SET state = 1, attempts = m.attempts + 1, available_at = {now} + %(lease_timeout)s,
+                leased_by = %(leased_by)s,
+                lease_token = replace(gen_random_uuid()::text, '-', '')
+            FROM picked WHERE m.id = picked.id AND picked.attempts < %(max_deliveries)s
+            RETURNING m.*, picked.due AS due
+        )
+        SELECT upd.*, {now} AS now, d.ids AS damaged_ids, s.n AS spent
+        FROM (SELECT array_agg(id) AS ids FROM damaged) AS d
+        CROSS JOIN (SELECT count(*) AS n FROM spent) AS s
+        LEFT JOIN upd ON true"""
+        )
         self.next_due = q(
             "SELECT min(available_at) - {now} FROM {m} WHERE queue = %(queue)s AND state < 2"
         )

@@ -49,6 +49,7 @@ from localqueue.kit import (
     RetryRecord,
     build_message,
     effective_state,
+    max_deliveries_error,
     new_message_id,
     new_message_ids,
 )
@@ -424,21 +425,52 @@ class PostgresQueueStore(_PostgresHandle):
         lease_timeout: float,
         leased_by: str | None = None,
         limit: int = 1,
+        max_deliveries: int | None = None,
     ) -> list[QueueMessage]:
         """Lease up to ``limit`` available messages with ``FOR UPDATE SKIP LOCKED``.
+
+        With ``max_deliveries``, the candidates already delivered that many times
+        are dead-lettered by the same statement, which runs again in one
+        transaction for the places they left, so up to ``limit`` others are leased.
 
         Retried after a lost connection: a lease whose reply was lost handed its
         fresh tokens to nobody, so its messages stay leased until the lease
         expires and are then delivered again; the retry leases others.
         """
-        lease_timeout = check_lease(queue, lease_timeout, leased_by, limit)
-        params = {
+        lease_timeout = check_lease(queue, lease_timeout, leased_by, limit, max_deliveries)
+        params: dict[str, Any] = {
             "queue": queue,
             "lease_timeout": lease_timeout,
             "leased_by": leased_by,
             "limit": limit,
         }
-        rows = self._session.run(lambda conn: _rows(conn, self._sql.lease, params))
+        if max_deliveries is None:
+            rows = self._session.run(lambda conn: _rows(conn, self._sql.lease, params))
+            self._report_damaged(queue, rows)
+        else:
+            params["max_deliveries"] = max_deliveries
+            params["error"] = max_deliveries_error(max_deliveries)
+            rows = self._session.run(lambda conn: self._lease_capped(conn, queue, params))
+        rows = [row for row in rows if row["id"] is not None]
+        # UPDATE ... RETURNING does not keep the subquery's order.
+        rows.sort(key=lambda r: (-r["priority"], r["due"], r["seq"]))
+        return [_message(queue, row, row["lease_token"]) for row in rows]
+
+    def _lease_capped(self, conn: Connection, queue: str, params: dict[str, Any]) -> list[Row]:
+        """In one transaction: lease past spent messages until ``limit`` or none are left."""
+        leased: list[Row] = []
+        with conn.transaction():
+            while True:
+                rows = _rows(
+                    conn, self._sql.lease_capped, {**params, "limit": params["limit"] - len(leased)}
+                )
+                self._report_damaged(queue, rows)
+                leased += [row for row in rows if row["id"] is not None]
+                if len(leased) >= params["limit"] or not rows or not rows[0]["spent"]:
+                    return leased
+
+    @staticmethod
+    def _report_damaged(queue: str, rows: list[Row]) -> None:
         for message_id in (rows[0]["damaged_ids"] if rows else None) or ():
             _log.warning(
                 "queue %r: message %s has a damaged record (unknown state); "
@@ -446,10 +478,6 @@ class PostgresQueueStore(_PostgresHandle):
                 queue,
                 message_id,
             )
-        rows = [row for row in rows if row["id"] is not None]
-        # UPDATE ... RETURNING does not keep the subquery's order.
-        rows.sort(key=lambda r: (-r["priority"], r["due"], r["seq"]))
-        return [_message(queue, row, row["lease_token"]) for row in rows]
 
     def wait(self, queue: str, timeout: float) -> None:
         """Block until a ``NOTIFY`` for ``queue``, the next due time, or ``timeout``.

@@ -336,14 +336,18 @@ notify(qb, n)
 return {fmt(now), false}
 """
 
-# ARGV: now, qb, lease_timeout, leased_by or '', limit, token base, gb, queue.
+# ARGV: now, qb, lease_timeout, leased_by or '', limit, token base, gb, queue,
+# max_deliveries ('' for none), its error text.
 # Returns {now, damage events, message hash...}. A damaged record met on the
 # way is dead-lettered and a missing one's entries dropped, and the lease goes
-# on to the next message, so one bad record never blocks the queue.
+# on to the next message, so one bad record never blocks the queue. So is a
+# message already delivered max_deliveries times, with the error text.
 _LEASE = r"""
 local now = now_from(ARGV[1])
 local qb, lb, limit, base = ARGV[2], ARGV[4], tonumber(ARGV[5]), ARGV[6]
 local gb, queue = ARGV[7], ARGV[8]
+local cap, cap_error = tonumber(ARGV[9]), ARGV[10]
+if cap == 0 then cap = nil end
 local till = fmt(now + tonumber(ARGV[3]))
 promote(qb, now)
 local out = {fmt(now), events}
@@ -354,7 +358,14 @@ while n < limit do
   for _, rm in ipairs(members) do
     local id = string.sub(rm, 33)
     -- Validated before the first write, so no step below can fail half-way.
-    if usable(qb, id, rm, now) then
+    local h = usable(qb, id, rm, now)
+    if h and cap and tonumber(h.a) >= cap then
+      local key = qb .. 'm:' .. id
+      redis.call('ZREM', qb .. 'ready', rm)
+      redis.call('HDEL', key, 'rm', 'tok')
+      redis.call('HSET', key, 'st', 'd', 'fa', fmt(now), 'le', cap_error)
+      redis.call('ZADD', qb .. 'dead', fmt(now), h.k .. id)
+    elseif h then
       n = n + 1
       local key = qb .. 'm:' .. id
       redis.call('ZREM', qb .. 'ready', rm)

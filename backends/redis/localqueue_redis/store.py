@@ -51,6 +51,7 @@ from localqueue.kit import (
     build_message,
     check_argument,
     effective_state,
+    max_deliveries_error,
     new_lease_token,
     new_message_ids,
     ready_message,
@@ -521,9 +522,10 @@ class RedisQueueStore(_RedisHandle):
         lease_timeout: float,
         leased_by: str | None = None,
         limit: int = 1,
+        max_deliveries: int | None = None,
     ) -> list[QueueMessage]:
-        """Lease up to ``limit`` available messages."""
-        lease_timeout = check_lease(queue, lease_timeout, leased_by, limit)
+        """Lease up to ``limit`` available messages; spent ones are dead-lettered on the way."""
+        lease_timeout = check_lease(queue, lease_timeout, leased_by, limit, max_deliveries)
         reply = self._run(
             "lease",
             self._qb(queue),
@@ -533,6 +535,8 @@ class RedisQueueStore(_RedisHandle):
             new_lease_token(),
             self._global,
             queue,
+            "" if max_deliveries is None else max_deliveries,
+            "" if max_deliveries is None else max_deliveries_error(max_deliveries),
         )
         now = float(reply[0])
         self._report(queue, reply[1])
