@@ -46,6 +46,7 @@ from typing import Any, Self, TypeAlias, TypeVar, cast
 import lmdb
 import msgpack
 
+from localqueue import validation
 from localqueue.errors import (
     AttemptStoreLockedError,
     ConfigurationError,
@@ -87,24 +88,7 @@ from localqueue.stores._lmdb_env import (
     release,
 )
 from localqueue.urls import Option, StoreURL
-from localqueue.validation import (
-    MAX_PRIORITY,
-    check_delay,
-    check_error,
-    check_lease,
-    check_lease_timeout,
-    check_leases,
-    check_limit,
-    check_max_size,
-    check_message_id,
-    check_message_ids,
-    check_purge_target,
-    check_put,
-    check_put_many,
-    check_queue_name,
-    check_retry_key,
-    check_timeout,
-)
+from localqueue.validation import MAX_PRIORITY
 
 __all__ = [
     "DAMAGED_ERROR",
@@ -798,9 +782,9 @@ class LMDBQueueStore(_LMDBHandle):
         max_size: int | None = None,
     ) -> QueueMessage:
         """Store one message in one write transaction."""
-        delay = check_put(queue, payload, delay, priority, dedup_key)
+        delay = validation.check_put(queue, payload, delay, priority, dedup_key)
         if max_size is not None:
-            check_max_size(max_size)
+            validation.check_max_size(max_size)
         prefix = _prefix(queue)
 
         def put(shared: Environment, txn: Txn) -> tuple[QueueMessage, bool]:
@@ -844,9 +828,9 @@ class LMDBQueueStore(_LMDBHandle):
         max_size: int | None = None,
     ) -> list[QueueMessage]:
         """Store several messages in one write transaction."""
-        items, delay = check_put_many(queue, payloads, delay, priority)
+        items, delay = validation.check_put_many(queue, payloads, delay, priority)
         if max_size is not None:
-            check_max_size(max_size)
+            validation.check_max_size(max_size)
         if not items:
             self._shared()  # raises StoreClosedError once closed
             return []
@@ -892,7 +876,9 @@ class LMDBQueueStore(_LMDBHandle):
         max_deliveries: int | None = None,
     ) -> list[QueueMessage]:
         """Lease up to ``limit`` available messages in one write transaction."""
-        lease_timeout = check_lease(queue, lease_timeout, leased_by, limit, max_deliveries)
+        lease_timeout = validation.check_lease(
+            queue, lease_timeout, leased_by, limit, max_deliveries
+        )
         prefix = _prefix(queue)
 
         def lease(shared: Environment, txn: Txn, limit: int) -> list[QueueMessage]:
@@ -989,8 +975,8 @@ class LMDBQueueStore(_LMDBHandle):
         Commits in this process wake waiters at once; commits by other processes
         are noticed by polling the environment's last transaction id every 5 ms.
         """
-        check_queue_name(queue)
-        timeout = check_timeout(timeout)
+        validation.check_queue_name(queue)
+        timeout = validation.check_timeout(timeout)
         prefix = _prefix(queue)
         shared = self._shared()
         deadline = time.monotonic() + timeout
@@ -1024,8 +1010,8 @@ class LMDBQueueStore(_LMDBHandle):
 
     def ack(self, queue: str, message_id: str, *, lease_token: str | None = None) -> bool:
         """Delete a message in one write transaction."""
-        check_queue_name(queue)
-        check_message_id(message_id)
+        validation.check_queue_name(queue)
+        validation.check_message_id(message_id)
         id_key = _id_key(message_id)
         prefix = _prefix(queue)
 
@@ -1042,8 +1028,8 @@ class LMDBQueueStore(_LMDBHandle):
 
     def ack_many(self, queue: str, leases: Sequence[tuple[str, str | None]]) -> int:
         """Delete several messages in one write transaction."""
-        check_queue_name(queue)
-        check_leases(leases)
+        validation.check_queue_name(queue)
+        validation.check_leases(leases)
         prefix = _prefix(queue)
 
         def ack_many(shared: Environment, txn: Txn) -> int:
@@ -1083,10 +1069,10 @@ class LMDBQueueStore(_LMDBHandle):
         error: str | None = None,
     ) -> bool:
         """Make a message ready again after ``delay``, in one write transaction."""
-        check_queue_name(queue)
-        check_message_id(message_id)
-        delay = check_delay(delay)
-        error = check_error(error)
+        validation.check_queue_name(queue)
+        validation.check_message_id(message_id)
+        delay = validation.check_delay(delay)
+        error = validation.check_error(error)
         id_key = _id_key(message_id)
         prefix = _prefix(queue)
 
@@ -1114,9 +1100,9 @@ class LMDBQueueStore(_LMDBHandle):
         self, queue: str, message_id: str, *, lease_token: str, lease_timeout: float
     ) -> bool:
         """Move the end of a held lease to ``lease_timeout`` seconds from now."""
-        check_queue_name(queue)
-        check_message_id(message_id)
-        lease_timeout = check_lease_timeout(lease_timeout)
+        validation.check_queue_name(queue)
+        validation.check_message_id(message_id)
+        lease_timeout = validation.check_lease_timeout(lease_timeout)
         id_key = _id_key(message_id)
         prefix = _prefix(queue)
 
@@ -1143,9 +1129,9 @@ class LMDBQueueStore(_LMDBHandle):
         error: str | None = None,
     ) -> bool:
         """Move a message to dead-letter storage in one write transaction."""
-        check_queue_name(queue)
-        check_message_id(message_id)
-        error = check_error(error)
+        validation.check_queue_name(queue)
+        validation.check_message_id(message_id)
+        error = validation.check_error(error)
         id_key = _id_key(message_id)
         prefix = _prefix(queue)
 
@@ -1165,8 +1151,8 @@ class LMDBQueueStore(_LMDBHandle):
 
     def requeue_dead(self, queue: str, message_ids: Sequence[str] | None = None) -> int:
         """Return dead letters to the ready state in one write transaction."""
-        check_queue_name(queue)
-        ids = None if message_ids is None else check_message_ids(message_ids)
+        validation.check_queue_name(queue)
+        ids = None if message_ids is None else validation.check_message_ids(message_ids)
         prefix = _prefix(queue)
 
         def requeue(shared: Environment, txn: Txn) -> int:
@@ -1196,8 +1182,8 @@ class LMDBQueueStore(_LMDBHandle):
 
     def purge(self, queue: str, target: PurgeTarget = "ready") -> int:
         """Delete ready, dead or all messages in one write transaction."""
-        check_queue_name(queue)
-        check_purge_target(target)
+        validation.check_queue_name(queue)
+        validation.check_purge_target(target)
         prefix = _prefix(queue)
         n = len(prefix)
 
@@ -1226,7 +1212,7 @@ class LMDBQueueStore(_LMDBHandle):
 
     def peek(self, queue: str) -> QueueMessage | None:
         """The next message ``lease`` would return, not leased."""
-        check_queue_name(queue)
+        validation.check_queue_name(queue)
         prefix = _prefix(queue)
 
         def peek(shared: Environment, txn: Txn) -> QueueMessage | None:
@@ -1244,8 +1230,8 @@ class LMDBQueueStore(_LMDBHandle):
 
     def inspect(self, queue: str, message_id: str) -> QueueMessage | None:
         """One message by id."""
-        check_queue_name(queue)
-        check_message_id(message_id)
+        validation.check_queue_name(queue)
+        validation.check_message_id(message_id)
         id_key = _id_key(message_id)
 
         def inspect(shared: Environment, txn: Txn) -> QueueMessage | None:
@@ -1256,9 +1242,9 @@ class LMDBQueueStore(_LMDBHandle):
 
     def dead_letters(self, queue: str, *, limit: int | None = None) -> list[QueueMessage]:
         """Dead letters, oldest failure first."""
-        check_queue_name(queue)
+        validation.check_queue_name(queue)
         if limit is not None:
-            check_limit(limit)
+            validation.check_limit(limit)
         prefix = _prefix(queue)
 
         def dead_letters(shared: Environment, txn: Txn) -> list[QueueMessage]:
@@ -1282,7 +1268,7 @@ class LMDBQueueStore(_LMDBHandle):
 
     def stats(self, queue: str) -> QueueStats:
         """Counts by effective state, from the indexes alone."""
-        check_queue_name(queue)
+        validation.check_queue_name(queue)
         prefix = _prefix(queue)
         n = len(prefix)
 
@@ -1361,8 +1347,8 @@ class LMDBQueueStore(_LMDBHandle):
         """
         if how not in self.damages:
             raise ConfigurationError(f"LMDB stores cannot plant {how!r} damage")
-        check_queue_name(queue)
-        check_message_id(message_id)
+        validation.check_queue_name(queue)
+        validation.check_message_id(message_id)
         id_key = _id_key(message_id)
 
         def damage(shared: Environment, txn: Txn) -> None:
@@ -1425,7 +1411,7 @@ class LMDBAttemptStore(_LMDBHandle):
 
     def get_record(self, key: str) -> RetryRecord | None:
         """The record of ``key``, if any."""
-        check_retry_key(key)
+        validation.check_retry_key(key)
 
         def get(shared: Environment, txn: Txn) -> RetryRecord | None:
             raw = txn.get(_hash_key(key), db=shared.retry)
@@ -1435,7 +1421,7 @@ class LMDBAttemptStore(_LMDBHandle):
 
     def begin_attempt(self, key: str) -> RetryRecord:
         """Count one more attempt for ``key`` in one write transaction."""
-        check_retry_key(key)
+        validation.check_retry_key(key)
         db_key = _hash_key(key)
 
         def begin(shared: Environment, txn: Txn) -> RetryRecord:
@@ -1451,8 +1437,8 @@ class LMDBAttemptStore(_LMDBHandle):
         self, key: str, error: str | None, *, exhausted: bool = False
     ) -> RetryRecord | None:
         """Record the latest failure of ``key`` in one write transaction."""
-        check_retry_key(key)
-        error = check_error(error)
+        validation.check_retry_key(key)
+        error = validation.check_error(error)
         db_key = _hash_key(key)
 
         def record_failure(shared: Environment, txn: Txn) -> RetryRecord | None:
@@ -1467,7 +1453,7 @@ class LMDBAttemptStore(_LMDBHandle):
 
     def reset(self, key: str) -> bool:
         """Forget ``key``."""
-        check_retry_key(key)
+        validation.check_retry_key(key)
         db_key = _hash_key(key)
         return self._write(lambda shared, txn: txn.delete(db_key, db=shared.retry))
 

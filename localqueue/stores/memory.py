@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Self, TypeVar
 
+from localqueue import validation
 from localqueue.errors import ConfigurationError, Full, StoreClosedError
 from localqueue.kit import (
     Capability,
@@ -36,23 +37,6 @@ from localqueue.kit import (
 from localqueue.protocols import Clock, PurgeTarget
 from localqueue.registry import ClassBackend
 from localqueue.urls import Option, StoreURL
-from localqueue.validation import (
-    check_delay,
-    check_error,
-    check_lease,
-    check_lease_timeout,
-    check_leases,
-    check_limit,
-    check_max_size,
-    check_message_id,
-    check_message_ids,
-    check_purge_target,
-    check_put,
-    check_put_many,
-    check_queue_name,
-    check_retry_key,
-    check_timeout,
-)
 
 __all__ = ["MemoryAttemptStore", "MemoryQueueStore", "backend"]
 
@@ -316,9 +300,9 @@ class MemoryQueueStore(ClosingContext):
         max_size: int | None = None,
     ) -> QueueMessage:
         """Store one message (see :meth:`localqueue.protocols.QueueStore.put`)."""
-        delay = check_put(queue, payload, delay, priority, dedup_key)
+        delay = validation.check_put(queue, payload, delay, priority, dedup_key)
         if max_size is not None:
-            check_max_size(max_size)
+            validation.check_max_size(max_size)
         with self._lock:
             q = self._queue(queue)
             now = self._clock()
@@ -343,9 +327,9 @@ class MemoryQueueStore(ClosingContext):
         max_size: int | None = None,
     ) -> list[QueueMessage]:
         """Store several messages atomically."""
-        items, delay = check_put_many(queue, payloads, delay, priority)
+        items, delay = validation.check_put_many(queue, payloads, delay, priority)
         if max_size is not None:
-            check_max_size(max_size)
+            validation.check_max_size(max_size)
         with self._lock:
             q = self._queue(queue)
             now = self._clock()
@@ -371,7 +355,9 @@ class MemoryQueueStore(ClosingContext):
         max_deliveries: int | None = None,
     ) -> list[QueueMessage]:
         """Lease up to ``limit`` available messages; spent ones are dead-lettered on the way."""
-        lease_timeout = check_lease(queue, lease_timeout, leased_by, limit, max_deliveries)
+        lease_timeout = validation.check_lease(
+            queue, lease_timeout, leased_by, limit, max_deliveries
+        )
         leased: list[QueueMessage] = []
         with self._lock:
             q = self._queue(queue)
@@ -398,8 +384,8 @@ class MemoryQueueStore(ClosingContext):
 
     def wait(self, queue: str, timeout: float) -> None:
         """Block until a put/release/requeue notifies, a timer is due, or ``timeout`` passes."""
-        check_queue_name(queue)
-        timeout = check_timeout(timeout)
+        validation.check_queue_name(queue)
+        timeout = validation.check_timeout(timeout)
         with self._lock:
             q = self._queue(queue)
             now = self._clock()
@@ -411,8 +397,8 @@ class MemoryQueueStore(ClosingContext):
 
     def ack(self, queue: str, message_id: str, *, lease_token: str | None = None) -> bool:
         """Delete a message."""
-        check_queue_name(queue)
-        check_message_id(message_id)
+        validation.check_queue_name(queue)
+        validation.check_message_id(message_id)
         with self._lock:
             q = self._queue(queue)
             rec = q.records.get(message_id)
@@ -423,8 +409,8 @@ class MemoryQueueStore(ClosingContext):
 
     def ack_many(self, queue: str, leases: Sequence[tuple[str, str | None]]) -> int:
         """Delete several messages atomically."""
-        check_queue_name(queue)
-        check_leases(leases)
+        validation.check_queue_name(queue)
+        validation.check_leases(leases)
         with self._lock:
             q = self._queue(queue)
             acked = 0
@@ -445,10 +431,10 @@ class MemoryQueueStore(ClosingContext):
         error: str | None = None,
     ) -> bool:
         """Make a message ready again after ``delay``."""
-        check_queue_name(queue)
-        check_message_id(message_id)
-        delay = check_delay(delay)
-        error = check_error(error)
+        validation.check_queue_name(queue)
+        validation.check_message_id(message_id)
+        delay = validation.check_delay(delay)
+        error = validation.check_error(error)
         with self._lock:
             q = self._queue(queue)
             rec = self._held(q, message_id, lease_token)
@@ -468,9 +454,9 @@ class MemoryQueueStore(ClosingContext):
         self, queue: str, message_id: str, *, lease_token: str, lease_timeout: float
     ) -> bool:
         """Move the end of a held lease to ``lease_timeout`` seconds from now."""
-        check_queue_name(queue)
-        check_message_id(message_id)
-        lease_timeout = check_lease_timeout(lease_timeout)
+        validation.check_queue_name(queue)
+        validation.check_message_id(message_id)
+        lease_timeout = validation.check_lease_timeout(lease_timeout)
         with self._lock:
             q = self._queue(queue)
             rec = q.records.get(message_id)
@@ -490,9 +476,9 @@ class MemoryQueueStore(ClosingContext):
         error: str | None = None,
     ) -> bool:
         """Move a message to dead-letter storage."""
-        check_queue_name(queue)
-        check_message_id(message_id)
-        error = check_error(error)
+        validation.check_queue_name(queue)
+        validation.check_message_id(message_id)
+        error = validation.check_error(error)
         with self._lock:
             q = self._queue(queue)
             rec = self._held(q, message_id, lease_token)
@@ -507,8 +493,8 @@ class MemoryQueueStore(ClosingContext):
 
     def requeue_dead(self, queue: str, message_ids: Sequence[str] | None = None) -> int:
         """Return dead letters to the ready state."""
-        check_queue_name(queue)
-        ids = None if message_ids is None else check_message_ids(message_ids)
+        validation.check_queue_name(queue)
+        ids = None if message_ids is None else validation.check_message_ids(message_ids)
         with self._lock:
             q = self._queue(queue)
             now = self._clock()
@@ -529,8 +515,8 @@ class MemoryQueueStore(ClosingContext):
 
     def purge(self, queue: str, target: PurgeTarget = "ready") -> int:
         """Delete ready, dead or all messages."""
-        check_queue_name(queue)
-        check_purge_target(target)
+        validation.check_queue_name(queue)
+        validation.check_purge_target(target)
         with self._lock:
             q = self._queue(queue)
             if target == "all":
@@ -551,7 +537,7 @@ class MemoryQueueStore(ClosingContext):
 
     def peek(self, queue: str) -> QueueMessage | None:
         """The next message ``lease`` would return, not leased."""
-        check_queue_name(queue)
+        validation.check_queue_name(queue)
         with self._lock:
             q = self._queue(queue)
             now = self._clock()
@@ -560,8 +546,8 @@ class MemoryQueueStore(ClosingContext):
 
     def inspect(self, queue: str, message_id: str) -> QueueMessage | None:
         """One message by id."""
-        check_queue_name(queue)
-        check_message_id(message_id)
+        validation.check_queue_name(queue)
+        validation.check_message_id(message_id)
         with self._lock:
             q = self._queue(queue)
             rec = q.records.get(message_id)
@@ -569,9 +555,9 @@ class MemoryQueueStore(ClosingContext):
 
     def dead_letters(self, queue: str, *, limit: int | None = None) -> list[QueueMessage]:
         """Dead letters, oldest failure first."""
-        check_queue_name(queue)
+        validation.check_queue_name(queue)
         if limit is not None:
-            check_limit(limit)
+            validation.check_limit(limit)
         with self._lock:
             q = self._queue(queue)
             now = self._clock()
@@ -583,7 +569,7 @@ class MemoryQueueStore(ClosingContext):
 
     def stats(self, queue: str) -> QueueStats:
         """Counts by effective state."""
-        check_queue_name(queue)
+        validation.check_queue_name(queue)
         ready = delayed = inflight = dead = 0
         with self._lock:
             q = self._queue(queue)
@@ -661,14 +647,14 @@ class MemoryAttemptStore(ClosingContext):
 
     def get_record(self, key: str) -> RetryRecord | None:
         """The record of ``key``, if any."""
-        check_retry_key(key)
+        validation.check_retry_key(key)
         with self._lock:
             self._check_open()
             return self._records.get(key)
 
     def begin_attempt(self, key: str) -> RetryRecord:
         """Count one more attempt for ``key``."""
-        check_retry_key(key)
+        validation.check_retry_key(key)
         with self._lock:
             self._check_open()
             now = self._clock()
@@ -680,8 +666,8 @@ class MemoryAttemptStore(ClosingContext):
         self, key: str, error: str | None, *, exhausted: bool = False
     ) -> RetryRecord | None:
         """Record the latest failure of ``key``."""
-        check_retry_key(key)
-        error = check_error(error)
+        validation.check_retry_key(key)
+        error = validation.check_error(error)
         with self._lock:
             self._check_open()
             old = self._records.get(key)
@@ -693,7 +679,7 @@ class MemoryAttemptStore(ClosingContext):
 
     def reset(self, key: str) -> bool:
         """Forget ``key``."""
-        check_retry_key(key)
+        validation.check_retry_key(key)
         with self._lock:
             self._check_open()
             return self._records.pop(key, None) is not None

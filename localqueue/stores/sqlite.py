@@ -41,6 +41,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Final, Self, TypeVar
 
+from localqueue import validation
 from localqueue.errors import (
     AttemptStoreLockedError,
     ConfigurationError,
@@ -87,23 +88,6 @@ from localqueue.stores._sqlite_repair import (
     set_aside,
 )
 from localqueue.urls import Option, StoreURL
-from localqueue.validation import (
-    check_delay,
-    check_error,
-    check_lease,
-    check_lease_timeout,
-    check_leases,
-    check_limit,
-    check_max_size,
-    check_message_id,
-    check_message_ids,
-    check_purge_target,
-    check_put,
-    check_put_many,
-    check_queue_name,
-    check_retry_key,
-    check_timeout,
-)
 
 __all__ = ["OPTIONS", "SCHEMA_VERSION", "SQLiteAttemptStore", "SQLiteQueueStore", "backend"]
 
@@ -576,9 +560,9 @@ class SQLiteQueueStore(ClosingContext):
         max_size: int | None = None,
     ) -> QueueMessage:
         """Store one message (see :meth:`localqueue.protocols.QueueStore.put`)."""
-        delay = check_put(queue, payload, delay, priority, dedup_key)
+        delay = validation.check_put(queue, payload, delay, priority, dedup_key)
         if max_size is not None:
-            check_max_size(max_size)
+            validation.check_max_size(max_size)
         nonce = _new_nonce()
         clock = self._clock
 
@@ -631,9 +615,9 @@ class SQLiteQueueStore(ClosingContext):
         max_size: int | None = None,
     ) -> list[QueueMessage]:
         """Store several messages in one transaction (all or none)."""
-        items, delay = check_put_many(queue, payloads, delay, priority)
+        items, delay = validation.check_put_many(queue, payloads, delay, priority)
         if max_size is not None:
-            check_max_size(max_size)
+            validation.check_max_size(max_size)
         if not items:
             self._db.check_open()
             return []
@@ -716,7 +700,9 @@ class SQLiteQueueStore(ClosingContext):
         max_deliveries: int | None = None,
     ) -> list[QueueMessage]:
         """Lease up to ``limit`` available messages: one ``UPDATE ... RETURNING`` for one."""
-        lease_timeout = check_lease(queue, lease_timeout, leased_by, limit, max_deliveries)
+        lease_timeout = validation.check_lease(
+            queue, lease_timeout, leased_by, limit, max_deliveries
+        )
         self._report_loss()
         leased: list[QueueMessage] = []
         while len(leased) < limit:
@@ -812,15 +798,15 @@ class SQLiteQueueStore(ClosingContext):
 
     def ack(self, queue: str, message_id: str, *, lease_token: str | None = None) -> bool:
         """Delete a message: one ``DELETE``."""
-        check_queue_name(queue)
-        seq, nonce = _parse_id(check_message_id(message_id))
+        validation.check_queue_name(queue)
+        seq, nonce = _parse_id(validation.check_message_id(message_id))
         cursor = self._write(lambda conn: conn.execute(_ACK, (seq, nonce, queue, lease_token)))
         return bool(cursor.rowcount)
 
     def ack_many(self, queue: str, leases: Sequence[tuple[str, str | None]]) -> int:
         """Delete several messages in one transaction."""
-        check_queue_name(queue)
-        check_leases(leases)
+        validation.check_queue_name(queue)
+        validation.check_leases(leases)
         if len(leases) == 0:
             self._db.check_open()
             return 0
@@ -842,10 +828,10 @@ class SQLiteQueueStore(ClosingContext):
         error: str | None = None,
     ) -> bool:
         """Make a message ready again after ``delay``."""
-        check_queue_name(queue)
-        seq, nonce = _parse_id(check_message_id(message_id))
-        delay = check_delay(delay)
-        error = check_error(error)
+        validation.check_queue_name(queue)
+        seq, nonce = _parse_id(validation.check_message_id(message_id))
+        delay = validation.check_delay(delay)
+        error = validation.check_error(error)
         clock = self._clock
 
         def update(conn: sqlite3.Connection) -> int:
@@ -862,9 +848,9 @@ class SQLiteQueueStore(ClosingContext):
         self, queue: str, message_id: str, *, lease_token: str, lease_timeout: float
     ) -> bool:
         """Move the end of a held lease to ``lease_timeout`` seconds from now."""
-        check_queue_name(queue)
-        seq, nonce = _parse_id(check_message_id(message_id))
-        lease_timeout = check_lease_timeout(lease_timeout)
+        validation.check_queue_name(queue)
+        seq, nonce = _parse_id(validation.check_message_id(message_id))
+        lease_timeout = validation.check_lease_timeout(lease_timeout)
         clock = self._clock
 
         def update(conn: sqlite3.Connection) -> int:
@@ -882,9 +868,9 @@ class SQLiteQueueStore(ClosingContext):
         error: str | None = None,
     ) -> bool:
         """Move a message to dead-letter storage."""
-        check_queue_name(queue)
-        seq, nonce = _parse_id(check_message_id(message_id))
-        error = check_error(error)
+        validation.check_queue_name(queue)
+        seq, nonce = _parse_id(validation.check_message_id(message_id))
+        error = validation.check_error(error)
         clock = self._clock
 
         def update(conn: sqlite3.Connection) -> int:
@@ -895,8 +881,12 @@ class SQLiteQueueStore(ClosingContext):
 
     def requeue_dead(self, queue: str, message_ids: Sequence[str] | None = None) -> int:
         """Return dead letters to the ready state."""
-        check_queue_name(queue)
-        ids = None if message_ids is None else list(dict.fromkeys(check_message_ids(message_ids)))
+        validation.check_queue_name(queue)
+        ids = (
+            None
+            if message_ids is None
+            else list(dict.fromkeys(validation.check_message_ids(message_ids)))
+        )
         if ids == []:
             self._db.check_open()
             return 0
@@ -917,8 +907,8 @@ class SQLiteQueueStore(ClosingContext):
 
     def purge(self, queue: str, target: PurgeTarget = "ready") -> int:
         """Delete ready (and delayed), dead or all messages."""
-        check_queue_name(queue)
-        check_purge_target(target)
+        validation.check_queue_name(queue)
+        validation.check_purge_target(target)
         clock = self._clock
 
         def delete(conn: sqlite3.Connection) -> int:
@@ -936,7 +926,7 @@ class SQLiteQueueStore(ClosingContext):
 
     def peek(self, queue: str) -> QueueMessage | None:
         """The next message ``lease`` would return, not leased."""
-        check_queue_name(queue)
+        validation.check_queue_name(queue)
         clock = self._clock
 
         def select(conn: sqlite3.Connection) -> tuple[float, Sequence[Any] | None]:
@@ -958,8 +948,8 @@ class SQLiteQueueStore(ClosingContext):
 
     def inspect(self, queue: str, message_id: str) -> QueueMessage | None:
         """One message by id, in any state."""
-        check_queue_name(queue)
-        seq, nonce = _parse_id(check_message_id(message_id))
+        validation.check_queue_name(queue)
+        seq, nonce = _parse_id(validation.check_message_id(message_id))
         clock = self._clock
 
         def select(conn: sqlite3.Connection) -> tuple[float, Sequence[Any] | None]:
@@ -971,9 +961,9 @@ class SQLiteQueueStore(ClosingContext):
 
     def dead_letters(self, queue: str, *, limit: int | None = None) -> list[QueueMessage]:
         """Dead letters, oldest failure first."""
-        check_queue_name(queue)
+        validation.check_queue_name(queue)
         if limit is not None:
-            check_limit(limit)
+            validation.check_limit(limit)
         clock = self._clock
 
         def select(conn: sqlite3.Connection) -> tuple[float, list[Any]]:
@@ -985,7 +975,7 @@ class SQLiteQueueStore(ClosingContext):
 
     def stats(self, queue: str) -> QueueStats:
         """Counts by effective state, from one covering-index scan."""
-        check_queue_name(queue)
+        validation.check_queue_name(queue)
         clock = self._clock
         ready, delayed, inflight, dead = self._run(
             lambda conn: conn.execute(_STATS, (queue, clock())).fetchone()
@@ -1068,8 +1058,8 @@ class SQLiteQueueStore(ClosingContext):
         """
         if how not in self.damages:
             raise ConfigurationError(f"SQLite stores cannot plant {how!r} damage")
-        check_queue_name(queue)
-        seq, nonce = _parse_id(check_message_id(message_id))
+        validation.check_queue_name(queue)
+        seq, nonce = _parse_id(validation.check_message_id(message_id))
         self._run(
             lambda conn: conn.execute(
                 f"UPDATE messages SET codec = x'a5a5', payload = 42, created_at = 'a5a5' "
@@ -1086,8 +1076,8 @@ class SQLiteQueueStore(ClosingContext):
         within ``poll_interval``. It also returns when the earliest delayed
         message or lease of the queue becomes due.
         """
-        check_queue_name(queue)
-        timeout = check_timeout(timeout)
+        validation.check_queue_name(queue)
+        timeout = validation.check_timeout(timeout)
         hub = self._hub
         with hub.changed:
             hub.waiters += 1
@@ -1220,13 +1210,13 @@ class SQLiteAttemptStore(ClosingContext):
 
     def get_record(self, key: str) -> RetryRecord | None:
         """The record of ``key``, if any."""
-        check_retry_key(key)
+        validation.check_retry_key(key)
         rows = self._run(lambda conn: conn.execute(_GET_RECORD, (key,)).fetchall())
         return _record(rows[0]) if rows else None
 
     def begin_attempt(self, key: str) -> RetryRecord:
         """Count one more attempt for ``key``: one upsert with ``RETURNING``."""
-        check_retry_key(key)
+        validation.check_retry_key(key)
         clock = self._clock
         # fetchall(): a RETURNING statement commits only once stepped to its end.
         rows = self._run(lambda conn: conn.execute(_BEGIN_ATTEMPT, (key, clock())).fetchall())
@@ -1236,15 +1226,15 @@ class SQLiteAttemptStore(ClosingContext):
         self, key: str, error: str | None, *, exhausted: bool = False
     ) -> RetryRecord | None:
         """Record the latest failure of ``key``."""
-        check_retry_key(key)
-        error = check_error(error)
+        validation.check_retry_key(key)
+        error = validation.check_error(error)
         params = (key, error, bool(exhausted))
         rows = self._run(lambda conn: conn.execute(_RECORD_FAILURE, params).fetchall())
         return _record(rows[0]) if rows else None
 
     def reset(self, key: str) -> bool:
         """Forget ``key``."""
-        check_retry_key(key)
+        validation.check_retry_key(key)
         return bool(self._run(lambda conn: conn.execute(_RESET, (key,)).rowcount))
 
     def inject_fault(self, fault: Fault) -> contextlib.AbstractContextManager[None]:

@@ -31,6 +31,7 @@ import psycopg_pool
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from localqueue import validation
 from localqueue.errors import (
     AttemptStoreLockedError,
     ConfigurationError,
@@ -56,24 +57,7 @@ from localqueue.kit import (
 from localqueue.protocols import Clock, Damage, Fault, PurgeTarget
 from localqueue.registry import ClassBackend
 from localqueue.urls import StoreURL
-from localqueue.validation import (
-    check_delay,
-    check_error,
-    check_lease,
-    check_lease_timeout,
-    check_leases,
-    check_limit,
-    check_max_size,
-    check_message_id,
-    check_message_ids,
-    check_purge_target,
-    check_put,
-    check_put_many,
-    check_queue_name,
-    check_retry_key,
-    check_timeout,
-    storable_text,
-)
+from localqueue.validation import storable_text
 from localqueue_postgres._config import OPTIONS, PostgresConfig
 from localqueue_postgres._errors import LOCKED
 from localqueue_postgres._session import FAULTS, Connection, Session
@@ -302,9 +286,9 @@ class PostgresQueueStore(_PostgresHandle):
         is chosen before the first try, so a retry after a lost connection finds
         the message its first try stored instead of storing it twice.
         """
-        delay = check_put(queue, payload, delay, priority, dedup_key)
+        delay = validation.check_put(queue, payload, delay, priority, dedup_key)
         if max_size is not None:
-            check_max_size(max_size)
+            validation.check_max_size(max_size)
         params = {
             "id": new_message_id(),
             "queue": queue,
@@ -352,9 +336,9 @@ class PostgresQueueStore(_PostgresHandle):
         As with :meth:`put`, a retry after a lost connection finds the batch its
         first try stored instead of storing it twice.
         """
-        items, delay = check_put_many(queue, payloads, delay, priority)
+        items, delay = validation.check_put_many(queue, payloads, delay, priority)
         if max_size is not None:
-            check_max_size(max_size)
+            validation.check_max_size(max_size)
         self._session.check_open()
         if not items:
             return []
@@ -437,7 +421,9 @@ class PostgresQueueStore(_PostgresHandle):
         fresh tokens to nobody, so its messages stay leased until the lease
         expires and are then delivered again; the retry leases others.
         """
-        lease_timeout = check_lease(queue, lease_timeout, leased_by, limit, max_deliveries)
+        lease_timeout = validation.check_lease(
+            queue, lease_timeout, leased_by, limit, max_deliveries
+        )
         params: dict[str, Any] = {
             "queue": queue,
             "lease_timeout": lease_timeout,
@@ -487,8 +473,8 @@ class PostgresQueueStore(_PostgresHandle):
         connection is taken (the caller then polls); callers re-check with
         :meth:`lease`, which reports a server that stays unreachable.
         """
-        check_queue_name(queue)
-        timeout = check_timeout(timeout)
+        validation.check_queue_name(queue)
+        timeout = validation.check_timeout(timeout)
         deadline = time.monotonic() + timeout
         pool = self._session.listen_pool()
         with self._session.errors():
@@ -526,8 +512,8 @@ class PostgresQueueStore(_PostgresHandle):
         Retried after a lost connection; a retry finding the message already
         deleted by the lost try returns ``False`` (the message is gone as asked).
         """
-        check_queue_name(queue)
-        check_message_id(message_id)
+        validation.check_queue_name(queue)
+        validation.check_message_id(message_id)
         if _names_nothing(message_id, lease_token):
             self._session.check_open()
             return False
@@ -536,8 +522,8 @@ class PostgresQueueStore(_PostgresHandle):
 
     def ack_many(self, queue: str, leases: Sequence[tuple[str, str | None]]) -> int:
         """Delete several messages atomically."""
-        check_queue_name(queue)
-        check_leases(leases)
+        validation.check_queue_name(queue)
+        validation.check_leases(leases)
         self._session.check_open()
         leases = [pair for pair in leases if not _names_nothing(*pair)]
         if len(leases) == 0:
@@ -559,10 +545,10 @@ class PostgresQueueStore(_PostgresHandle):
         error: str | None = None,
     ) -> bool:
         """Make a message ready again after ``delay``, notifying waiters."""
-        check_queue_name(queue)
-        check_message_id(message_id)
-        delay = check_delay(delay)
-        error = check_error(error)
+        validation.check_queue_name(queue)
+        validation.check_message_id(message_id)
+        delay = validation.check_delay(delay)
+        error = validation.check_error(error)
         if _names_nothing(message_id, lease_token):
             self._session.check_open()
             return False
@@ -586,9 +572,9 @@ class PostgresQueueStore(_PostgresHandle):
         self, queue: str, message_id: str, *, lease_token: str, lease_timeout: float
     ) -> bool:
         """Move the end of a held lease to ``lease_timeout`` seconds from now."""
-        check_queue_name(queue)
-        check_message_id(message_id)
-        lease_timeout = check_lease_timeout(lease_timeout)
+        validation.check_queue_name(queue)
+        validation.check_message_id(message_id)
+        lease_timeout = validation.check_lease_timeout(lease_timeout)
         if _names_nothing(message_id, lease_token):
             self._session.check_open()
             return False
@@ -609,9 +595,9 @@ class PostgresQueueStore(_PostgresHandle):
         error: str | None = None,
     ) -> bool:
         """Move a message to dead-letter storage."""
-        check_queue_name(queue)
-        check_message_id(message_id)
-        error = check_error(error)
+        validation.check_queue_name(queue)
+        validation.check_message_id(message_id)
+        error = validation.check_error(error)
         if _names_nothing(message_id, lease_token):
             self._session.check_open()
             return False
@@ -624,8 +610,8 @@ class PostgresQueueStore(_PostgresHandle):
 
     def requeue_dead(self, queue: str, message_ids: Sequence[str] | None = None) -> int:
         """Return dead letters to the ready state, notifying waiters."""
-        check_queue_name(queue)
-        ids = None if message_ids is None else check_message_ids(message_ids)
+        validation.check_queue_name(queue)
+        ids = None if message_ids is None else validation.check_message_ids(message_ids)
         if ids is not None:
             ids = [i for i in ids if not _names_nothing(i)]
         if ids is not None and not ids:
@@ -640,8 +626,8 @@ class PostgresQueueStore(_PostgresHandle):
 
     def purge(self, queue: str, target: PurgeTarget = "ready") -> int:
         """Delete ready, dead or all messages."""
-        check_queue_name(queue)
-        statement = self._sql.purge[check_purge_target(target)]
+        validation.check_queue_name(queue)
+        statement = self._sql.purge[validation.check_purge_target(target)]
         # A second run would not report what the first deleted.
         return self._session.run(
             lambda conn: _count(conn, statement, {"queue": queue}), idempotent=False
@@ -651,14 +637,14 @@ class PostgresQueueStore(_PostgresHandle):
 
     def peek(self, queue: str) -> QueueMessage | None:
         """The next message ``lease`` would return, not leased."""
-        check_queue_name(queue)
+        validation.check_queue_name(queue)
         rows = self._session.run(lambda conn: _rows(conn, self._sql.peek, {"queue": queue}))
         return _message(queue, rows[0]) if rows else None
 
     def inspect(self, queue: str, message_id: str) -> QueueMessage | None:
         """One message by id."""
-        check_queue_name(queue)
-        check_message_id(message_id)
+        validation.check_queue_name(queue)
+        validation.check_message_id(message_id)
         if _names_nothing(message_id):
             self._session.check_open()
             return None
@@ -668,16 +654,16 @@ class PostgresQueueStore(_PostgresHandle):
 
     def dead_letters(self, queue: str, *, limit: int | None = None) -> list[QueueMessage]:
         """Dead letters, oldest failure first."""
-        check_queue_name(queue)
+        validation.check_queue_name(queue)
         if limit is not None:
-            check_limit(limit)
+            validation.check_limit(limit)
         params = {"queue": queue, "limit": limit}
         rows = self._session.run(lambda conn: _rows(conn, self._sql.dead_letters, params))
         return [_message(queue, row) for row in rows]
 
     def stats(self, queue: str) -> QueueStats:
         """Counts by effective state, by the server's clock."""
-        check_queue_name(queue)
+        validation.check_queue_name(queue)
 
         def work(conn: Connection) -> tuple[Any, ...] | None:
             return conn.execute(self._sql.stats, {"queue": queue}).fetchone()
@@ -733,8 +719,8 @@ class PostgresQueueStore(_PostgresHandle):
         """
         if how not in self.damages:
             raise ConfigurationError(f"PostgreSQL stores cannot plant {how!r} damage")
-        check_queue_name(queue)
-        check_message_id(message_id)
+        validation.check_queue_name(queue)
+        validation.check_message_id(message_id)
         params = {"queue": queue, "id": message_id, "state": _DAMAGED_STATE}
         if not self._session.run(lambda conn: _count(conn, self._sql.damage, params)):
             raise MessageNotFoundError(queue, message_id)
@@ -770,12 +756,12 @@ class PostgresAttemptStore(_PostgresHandle):
 
     def get_record(self, key: str) -> RetryRecord | None:
         """The record of ``key``, if any."""
-        check_retry_key(key)
+        validation.check_retry_key(key)
         return self._record(self._sql.get, {"key": key})
 
     def begin_attempt(self, key: str) -> RetryRecord:
         """Count one more attempt for ``key`` in one upsert."""
-        check_retry_key(key)
+        validation.check_retry_key(key)
         # Not retried after a lost connection: a second run would count twice.
         record = self._record(self._sql.begin, {"key": key}, idempotent=False)
         if record is None:  # pragma: no cover - an upsert always returns its row
@@ -786,13 +772,13 @@ class PostgresAttemptStore(_PostgresHandle):
         self, key: str, error: str | None, *, exhausted: bool = False
     ) -> RetryRecord | None:
         """Record the latest failure of ``key``."""
-        check_retry_key(key)
-        error = check_error(error)
+        validation.check_retry_key(key)
+        error = validation.check_error(error)
         return self._record(self._sql.failure, {"key": key, "error": error, "exhausted": exhausted})
 
     def reset(self, key: str) -> bool:
         """Forget ``key``."""
-        check_retry_key(key)
+        validation.check_retry_key(key)
         return self._session.run(lambda conn: _count(conn, self._sql.reset, {"key": key})) > 0
 
 

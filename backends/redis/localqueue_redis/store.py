@@ -29,6 +29,7 @@ from typing import Any, Self
 
 import redis
 
+from localqueue import validation
 from localqueue.errors import (
     AttemptStoreLockedError,
     ConfigurationError,
@@ -60,23 +61,6 @@ from localqueue.kit import (
 from localqueue.protocols import Clock, Damage, PurgeTarget
 from localqueue.registry import ClassBackend
 from localqueue.urls import Option, StoreURL
-from localqueue.validation import (
-    check_delay,
-    check_error,
-    check_lease,
-    check_lease_timeout,
-    check_leases,
-    check_limit,
-    check_max_size,
-    check_message_id,
-    check_message_ids,
-    check_purge_target,
-    check_put,
-    check_put_many,
-    check_queue_name,
-    check_retry_key,
-    check_timeout,
-)
 from localqueue_redis._client import connect, describe, kill_named
 from localqueue_redis._scripts import (
     ATTEMPT_SCRIPTS,
@@ -491,9 +475,9 @@ class RedisQueueStore(_RedisHandle):
         max_size: int | None = None,
     ) -> QueueMessage:
         """Store one message (see :meth:`localqueue.protocols.QueueStore.put`)."""
-        delay = check_put(queue, payload, delay, priority, dedup_key)
+        delay = validation.check_put(queue, payload, delay, priority, dedup_key)
         if max_size is not None:
-            check_max_size(max_size)
+            validation.check_max_size(max_size)
         return self._put(queue, [payload], codec, delay, priority, dedup_key, max_size)[0]
 
     def put_many(
@@ -507,9 +491,9 @@ class RedisQueueStore(_RedisHandle):
         max_size: int | None = None,
     ) -> list[QueueMessage]:
         """Store several messages atomically, in one script call."""
-        items, delay = check_put_many(queue, payloads, delay, priority)
+        items, delay = validation.check_put_many(queue, payloads, delay, priority)
         if max_size is not None:
-            check_max_size(max_size)
+            validation.check_max_size(max_size)
         if not items:
             self._check_open()
             return []
@@ -525,7 +509,9 @@ class RedisQueueStore(_RedisHandle):
         max_deliveries: int | None = None,
     ) -> list[QueueMessage]:
         """Lease up to ``limit`` available messages; spent ones are dead-lettered on the way."""
-        lease_timeout = check_lease(queue, lease_timeout, leased_by, limit, max_deliveries)
+        lease_timeout = validation.check_lease(
+            queue, lease_timeout, leased_by, limit, max_deliveries
+        )
         reply = self._run(
             "lease",
             self._qb(queue),
@@ -544,8 +530,8 @@ class RedisQueueStore(_RedisHandle):
 
     def wait(self, queue: str, timeout: float) -> None:
         """Block on the queue's wake-up list (``BLPOP``), never longer than the next due time."""
-        check_queue_name(queue)
-        timeout = check_timeout(timeout)
+        validation.check_queue_name(queue)
+        timeout = validation.check_timeout(timeout)
         due = float(self._run("next_due", self._qb(queue)))
         if due == 0.0:
             return
@@ -573,8 +559,8 @@ class RedisQueueStore(_RedisHandle):
 
     def ack_many(self, queue: str, leases: Sequence[tuple[str, str | None]]) -> int:
         """Delete several messages atomically, in one script call."""
-        check_queue_name(queue)
-        check_leases(leases)
+        validation.check_queue_name(queue)
+        validation.check_leases(leases)
         if len(leases) == 0:
             self._check_open()
             return 0
@@ -593,10 +579,10 @@ class RedisQueueStore(_RedisHandle):
         error: str | None = None,
     ) -> bool:
         """Make a message ready again after ``delay``."""
-        check_queue_name(queue)
-        check_message_id(message_id)
-        delay = check_delay(delay)
-        error = check_error(error)
+        validation.check_queue_name(queue)
+        validation.check_message_id(message_id)
+        delay = validation.check_delay(delay)
+        error = validation.check_error(error)
         done, events = self._run(
             "release",
             self._qb(queue),
@@ -612,9 +598,9 @@ class RedisQueueStore(_RedisHandle):
         self, queue: str, message_id: str, *, lease_token: str, lease_timeout: float
     ) -> bool:
         """Move the end of a held lease to ``lease_timeout`` seconds from now."""
-        check_queue_name(queue)
-        check_message_id(message_id)
-        lease_timeout = check_lease_timeout(lease_timeout)
+        validation.check_queue_name(queue)
+        validation.check_message_id(message_id)
+        lease_timeout = validation.check_lease_timeout(lease_timeout)
         reply = self._run("extend", self._qb(queue), message_id, lease_token, repr(lease_timeout))
         return bool(reply)
 
@@ -627,9 +613,9 @@ class RedisQueueStore(_RedisHandle):
         error: str | None = None,
     ) -> bool:
         """Move a message to dead-letter storage."""
-        check_queue_name(queue)
-        check_message_id(message_id)
-        error = check_error(error)
+        validation.check_queue_name(queue)
+        validation.check_message_id(message_id)
+        error = validation.check_error(error)
         done, events = self._run(
             "dead_letter", self._qb(queue), message_id, token_arg(lease_token), error_arg(error)
         )
@@ -638,10 +624,10 @@ class RedisQueueStore(_RedisHandle):
 
     def requeue_dead(self, queue: str, message_ids: Sequence[str] | None = None) -> int:
         """Return dead letters to the ready state."""
-        check_queue_name(queue)
+        validation.check_queue_name(queue)
         ids: list[str] = []
         if message_ids is not None:
-            ids = list(dict.fromkeys(check_message_ids(message_ids)))
+            ids = list(dict.fromkeys(validation.check_message_ids(message_ids)))
             if not ids:
                 self._check_open()
                 return 0
@@ -651,30 +637,30 @@ class RedisQueueStore(_RedisHandle):
 
     def purge(self, queue: str, target: PurgeTarget = "ready") -> int:
         """Delete ready, dead or all messages."""
-        check_queue_name(queue)
-        check_purge_target(target)
+        validation.check_queue_name(queue)
+        validation.check_purge_target(target)
         return int(self._run("purge", self._qb(queue), self._global, queue, target))
 
     def peek(self, queue: str) -> QueueMessage | None:
         """The next message ``lease`` would return, not leased."""
-        check_queue_name(queue)
+        validation.check_queue_name(queue)
         now, flat, events = self._run("peek", self._qb(queue), self._global, queue)
         self._report(queue, events)
         return _message(self._where, queue, flat, float(now)) if flat else None
 
     def inspect(self, queue: str, message_id: str) -> QueueMessage | None:
         """One message by id."""
-        check_queue_name(queue)
-        check_message_id(message_id)
+        validation.check_queue_name(queue)
+        validation.check_message_id(message_id)
         now, flat, events = self._run("inspect", self._qb(queue), message_id)
         self._report(queue, events)
         return _message(self._where, queue, flat, float(now)) if flat else None
 
     def dead_letters(self, queue: str, *, limit: int | None = None) -> list[QueueMessage]:
         """Dead letters, oldest failure first."""
-        check_queue_name(queue)
+        validation.check_queue_name(queue)
         if limit is not None:
-            check_limit(limit)
+            validation.check_limit(limit)
         reply = self._run(
             "dead_letters",
             self._qb(queue),
@@ -688,7 +674,7 @@ class RedisQueueStore(_RedisHandle):
 
     def stats(self, queue: str) -> QueueStats:
         """Counts by effective state."""
-        check_queue_name(queue)
+        validation.check_queue_name(queue)
         ready, delayed, inflight, dead = self._run("stats", self._qb(queue))
         return QueueStats(
             ready=int(ready), delayed=int(delayed), inflight=int(inflight), dead=int(dead)
@@ -784,8 +770,8 @@ class RedisQueueStore(_RedisHandle):
             raise ConfigurationError(
                 f"unknown damage {how!r}; this store plants {sorted(self.damages)}"
             )
-        check_queue_name(queue)
-        check_message_id(message_id)
+        validation.check_queue_name(queue)
+        validation.check_message_id(message_id)
         key = self._qb(queue) + "m:" + message_id
         if not self._call("EXISTS", key):
             raise MessageNotFoundError(queue, message_id)
@@ -848,7 +834,7 @@ class RedisAttemptStore(_RedisHandle):
 
     def get_record(self, key: str) -> RetryRecord | None:
         """The record of ``key``, if any."""
-        check_retry_key(key)
+        validation.check_retry_key(key)
         flat = self._call("HGETALL", self._key(key))
         # redis-py turns HGETALL into a dict; scripts return the flat list.
         items = [part for pair in flat.items() for part in pair] if isinstance(flat, dict) else flat
@@ -856,15 +842,15 @@ class RedisAttemptStore(_RedisHandle):
 
     def begin_attempt(self, key: str) -> RetryRecord:
         """Count one more attempt for ``key``, atomically."""
-        check_retry_key(key)
+        validation.check_retry_key(key)
         return _retry_record(self._where, key, self._run("begin_attempt", self._key(key)))
 
     def record_failure(
         self, key: str, error: str | None, *, exhausted: bool = False
     ) -> RetryRecord | None:
         """Record the latest failure of ``key``."""
-        check_retry_key(key)
-        error = check_error(error)
+        validation.check_retry_key(key)
+        error = validation.check_error(error)
         flat = self._run(
             "record_failure", self._key(key), error_arg(error), "1" if exhausted else "0"
         )
@@ -872,7 +858,7 @@ class RedisAttemptStore(_RedisHandle):
 
     def reset(self, key: str) -> bool:
         """Forget ``key``."""
-        check_retry_key(key)
+        validation.check_retry_key(key)
         return bool(self._call("DEL", self._key(key)))
 
 
