@@ -12,6 +12,7 @@ conformance suite against each one and requires the suite to fail.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import heapq
 import json
 import sqlite3
@@ -96,6 +97,26 @@ def mutant(catch: str) -> Callable[[C], C]:
     return register
 
 
+LeaseFn = Callable[..., list[QueueMessage]]
+
+
+def _real_when_capped(lease: LeaseFn) -> LeaseFn:
+    """For mutants whose bug is in the plain lease: a lease with ``max_deliveries``
+    runs the real store's, so the delivery-cap tests do not kill them by accident."""
+
+    @functools.wraps(lease)
+    def wrapper(
+        self: Any, queue: str, *, max_deliveries: int | None = None, **kw: Any
+    ) -> list[QueueMessage]:
+        if max_deliveries is not None:
+            # Mutant classes are leaves, so this is the real store's lease.
+            real: LeaseFn = super(type(self), self).lease
+            return real(queue, max_deliveries=max_deliveries, **kw)
+        return lease(self, queue, **kw)
+
+    return wrapper
+
+
 def by_name(name: str) -> Mutant:
     """The mutant called ``name``."""
     for m in MUTANTS:
@@ -113,23 +134,10 @@ def by_name(name: str) -> Mutant:
 class MemLeaseRace(MemoryQueueStore):
     """lease chooses outside the lock, then marks: two threads lease one message (no double lease)."""
 
+    @_real_when_capped
     def lease(
-        self,
-        queue: str,
-        *,
-        lease_timeout: float,
-        leased_by: str | None = None,
-        limit: int = 1,
-        max_deliveries: int | None = None,
+        self, queue: str, *, lease_timeout: float, leased_by: str | None = None, limit: int = 1
     ) -> list[QueueMessage]:
-        if max_deliveries is not None:  # the bug is elsewhere: a capped lease is the real one
-            return super().lease(
-                queue,
-                lease_timeout=lease_timeout,
-                leased_by=leased_by,
-                limit=limit,
-                max_deliveries=max_deliveries,
-            )
         lease_timeout = check_lease(queue, lease_timeout, leased_by, limit)
         leased: list[QueueMessage] = []
         while len(leased) < limit:
@@ -752,23 +760,10 @@ class MemMaxDeliveriesStopsAtSpent(MemoryQueueStore):
 class SqliteLeaseSelectThenUpdate(SQLiteQueueStore):
     """lease SELECTs then UPDATEs in separate statements without a write lock (no double lease)."""
 
+    @_real_when_capped
     def lease(
-        self,
-        queue: str,
-        *,
-        lease_timeout: float,
-        leased_by: str | None = None,
-        limit: int = 1,
-        max_deliveries: int | None = None,
+        self, queue: str, *, lease_timeout: float, leased_by: str | None = None, limit: int = 1
     ) -> list[QueueMessage]:
-        if max_deliveries is not None:  # the bug is elsewhere: a capped lease is the real one
-            return super().lease(
-                queue,
-                lease_timeout=lease_timeout,
-                leased_by=leased_by,
-                limit=limit,
-                max_deliveries=max_deliveries,
-            )
         lease_timeout = check_lease(queue, lease_timeout, leased_by, limit)
         now = self._clock()
         seqs = [
@@ -990,23 +985,10 @@ class SqliteAckManyNotAtomic(SQLiteQueueStore):
 class SqlitePriorityIgnored(SQLiteQueueStore):
     """lease orders by available_at only, ignoring priority (priorities)."""
 
+    @_real_when_capped
     def lease(
-        self,
-        queue: str,
-        *,
-        lease_timeout: float,
-        leased_by: str | None = None,
-        limit: int = 1,
-        max_deliveries: int | None = None,
+        self, queue: str, *, lease_timeout: float, leased_by: str | None = None, limit: int = 1
     ) -> list[QueueMessage]:
-        if max_deliveries is not None:  # the bug is elsewhere: a capped lease is the real one
-            return super().lease(
-                queue,
-                lease_timeout=lease_timeout,
-                leased_by=leased_by,
-                limit=limit,
-                max_deliveries=max_deliveries,
-            )
         lease_timeout = check_lease(queue, lease_timeout, leased_by, limit)
         select = sq._NEXT_SEQS.replace("priority DESC, ", "")
 
@@ -1079,23 +1061,10 @@ class SqliteCloseNotFinal(SQLiteQueueStore):
 class SqliteExpiredLeaseNotRedelivered(SQLiteQueueStore):
     """lease only takes state 0 rows, so an expired lease is never delivered again (at-least-once)."""
 
+    @_real_when_capped
     def lease(
-        self,
-        queue: str,
-        *,
-        lease_timeout: float,
-        leased_by: str | None = None,
-        limit: int = 1,
-        max_deliveries: int | None = None,
+        self, queue: str, *, lease_timeout: float, leased_by: str | None = None, limit: int = 1
     ) -> list[QueueMessage]:
-        if max_deliveries is not None:  # the bug is elsewhere: a capped lease is the real one
-            return super().lease(
-                queue,
-                lease_timeout=lease_timeout,
-                leased_by=leased_by,
-                limit=limit,
-                max_deliveries=max_deliveries,
-            )
         lease_timeout = check_lease(queue, lease_timeout, leased_by, limit)
         select = sq._NEXT_SEQS.replace("state < 2", "state = 0")
 
@@ -1182,23 +1151,10 @@ class SqliteDedupKeysFolded(SQLiteQueueStore):
 class SqliteDeadLetterLeasable(SQLiteQueueStore):
     """lease filters on available_at only, forgetting the state column, so dead letters are leased (dead letters leave delivery)."""
 
+    @_real_when_capped
     def lease(
-        self,
-        queue: str,
-        *,
-        lease_timeout: float,
-        leased_by: str | None = None,
-        limit: int = 1,
-        max_deliveries: int | None = None,
+        self, queue: str, *, lease_timeout: float, leased_by: str | None = None, limit: int = 1
     ) -> list[QueueMessage]:
-        if max_deliveries is not None:  # the bug is elsewhere: a capped lease is the real one
-            return super().lease(
-                queue,
-                lease_timeout=lease_timeout,
-                leased_by=leased_by,
-                limit=limit,
-                max_deliveries=max_deliveries,
-            )
         lease_timeout = check_lease(queue, lease_timeout, leased_by, limit)
         select = (
             "SELECT seq FROM messages WHERE queue = ?1 AND available_at <= ?2 "
