@@ -24,6 +24,7 @@ from localqueue.errors import (
 from localqueue.protocols import PurgeTarget, QueueStore
 from localqueue.registry import open_queue_store, url_max_deliveries, url_serializer
 from localqueue.serializers import DEFAULT_SERIALIZER, Serializer, get_serializer
+from localqueue.urls import StoreURL
 from localqueue.validation import (
     check_lease_timeout,
     check_max_deliveries,
@@ -104,21 +105,22 @@ class PersistentQueue:
         chosen = None if serializer is None else get_serializer(serializer)
         cap = check_max_deliveries(max_deliveries)
         if isinstance(store, str | os.PathLike):
-            url_cap = url_max_deliveries(os.fspath(store))
+            url = StoreURL.parse(store)  # once: the queue's options, then the store
+            url_cap = url_max_deliveries(url)
             if cap is not None and url_cap is not None and cap != url_cap:
                 raise ConfigurationError(
                     f"max_deliveries={cap} disagrees with the store URL's "
                     f"?max_deliveries={url_cap}: give one of them"
                 )
             cap = url_cap if cap is None else cap
-            from_url = url_serializer(os.fspath(store))
+            from_url = url_serializer(url)
             if chosen is not None and from_url is not None and chosen.name != from_url.name:
                 raise ConfigurationError(
                     f"serializer={chosen.name!r} disagrees with the store URL's "
                     f"?serializer={from_url.name}: give one of them"
                 )
             chosen = chosen or from_url
-            self.store: QueueStore = open_queue_store(store)
+            self.store: QueueStore = open_queue_store(url)
             self._owns_store = True
         else:
             self.store = store

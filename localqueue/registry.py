@@ -271,21 +271,21 @@ def url_max_deliveries(url: str | os.PathLike[str] | StoreURL) -> int | None:
     return value
 
 
-def _store_url(url: str | os.PathLike[str]) -> StoreURL:
+def _store_url(url: str | os.PathLike[str] | StoreURL) -> StoreURL:
     """``url`` parsed, its queue options checked and taken off: what a backend receives."""
-    parsed = StoreURL.parse(url)
+    parsed = url if isinstance(url, StoreURL) else StoreURL.parse(url)
     url_serializer(parsed)
     url_max_deliveries(parsed)
     return parsed.without(*QUEUE_OPTIONS)
 
 
 def open_queue_store(
-    url: str | os.PathLike[str], *, clock: Clock | None = None, create: bool = True
+    url: str | os.PathLike[str] | StoreURL, *, clock: Clock | None = None, create: bool = True
 ) -> QueueStore:
     """Open the queue store a URL (or a plain SQLite path) names.
 
     Args:
-        url: The store URL, or a SQLite file path.
+        url: The store URL (text or a parsed ``StoreURL``), or a SQLite file path.
         clock: A time source for stores that take one.
         create: With ``False``, a file-backed store (SQLite, LMDB) whose path does
             not exist is refused instead of being created empty: what read-only
